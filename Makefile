@@ -1,0 +1,38 @@
+# facevox: `make demo` runs the main job, `make test` runs the tests; both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: setup setup-extras demo test bench lint clean
+
+setup: $(VENV)/.ready
+
+$(VENV)/.ready: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PIP) -e ".[test,explain]"
+	$(PY) scripts/check_env.py
+	touch $@
+
+# pretrained baselines and the DCGAN generator (packages whose metadata would pull torchvision)
+setup-extras: setup
+	$(PIP) -e ".[speaker-baseline,face-baseline]"
+	$(PIP) --no-deps face-recognition gan-face-generate
+	$(PY) scripts/check_env.py
+
+demo: setup
+	$(VENV)/bin/facevox demo
+
+test: setup
+	$(PY) scripts/check_env.py
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_metrics.py
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,31 @@
+"""facevox: deep learning on faces and voices.
+
+The public API is small; everything else lives in the sub-modules::
+
+    import facevox
+    model = facevox.load_model("runs/speaker/model")
+    facevox.list_models("resnet*")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from facevox.checkpoint import ModelCard, load_model, read_model_folder, save_model
+from facevox.errors import FacevoxError
+from facevox.registry import create_loss, create_model, list_models
+
+try:
+    __version__ = version("facevox")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0.dev0"
+
+__all__ = [
+    "FacevoxError",
+    "ModelCard",
+    "__version__",
+    "create_loss",
+    "create_model",
+    "list_models",
+    "load_model",
+    "read_model_folder",
+    "save_model",
+]

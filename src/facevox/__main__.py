@@ -1,0 +1,7 @@
+"""``python -m facevox``: the same as the ``facevox`` command."""
+
+import sys
+
+from facevox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""Shared test fixtures: tiny generated data only, no network, no real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facevox.data import SeededDataset
+
+
+class NoisyBlobs(SeededDataset):
+    """Tiny 2-class image set with per-sample random noise (exercises per-sample seeds)."""
+
+    def __init__(self, n: int = 64, size: int = 8) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 1, size, size, generator=gen)
+        self.y = torch.arange(n) % 2
+        self.x[self.y == 1] += 0.5
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = torch.from_numpy(rng.normal(scale=0.1, size=self.x[index].shape).astype(np.float32))
+        return self.x[index] + noise, self.y[index]
+
+
+class TinyConvNet(nn.Module):
+    """Conv + dropout + linear: small but uses the global RNG (dropout) and 2-D convolutions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(4 * 8 * 8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.relu(self.conv(x))).flatten(1))
+
+
+def classify_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    x, y = batch
+    logits = model(x)
+    return {"loss": nn.functional.cross_entropy(logits.float(), y), "acc": (logits.argmax(1) == y).float().mean()}
+
+
+@pytest.fixture
+def blobs() -> NoisyBlobs:
+    return NoisyBlobs()
+
+
+@pytest.fixture
+def make_net():
+    def make(seed: int = 0) -> TinyConvNet:
+        torch.manual_seed(seed)
+        return TinyConvNet()
+
+    return make
