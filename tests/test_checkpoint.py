@@ -38,7 +38,7 @@ def test_save_and_load_round_trip(tmp_path):
     torch.testing.assert_close(loaded(x), model.eval()(x))
     assert not loaded.training and loaded.facevox_extra == {"threshold": 0.4}
     folder = read_model_folder(path)
-    assert folder.metrics == {"eer": 0.05} and folder.config["train"]["batch_size"] == 64
+    assert folder.metrics == {"eer": 0.05} and folder.config["speaker"]["train"]["batch_size"] == 32
     assert "random numbers" in folder.card and "MIT" in folder.card and "| eer | 0.05 |" in folder.card
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -45,23 +47,37 @@ def test_pattern_and_spec():
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_every_loss_trains_a_step(name):
     torch.manual_seed(0)
-    loss_fn = create_loss(name, embed_dim=8, num_classes=5)
     emb = torch.randn(16, 8, requires_grad=True)
     labels = torch.randint(0, 5, (16,))
-    loss = loss_fn(emb, labels)
+    if getattr(LOSSES.get(name), "pair_loss", False):
+        # pair losses take no embed_dim/num_classes; they score pairs (first half vs second half)
+        loss_fn = create_loss(name)
+        a, b, same = emb[:8], emb[8:], torch.tensor([1, 0] * 4)
+        if len(inspect.signature(loss_fn.forward).parameters) == 3:
+            loss = loss_fn(a, b, same)
+        else:
+            loss = loss_fn(4.0 * torch.nn.functional.cosine_similarity(a, b), same)
+    else:
+        loss_fn = create_loss(name, embed_dim=8, num_classes=5)
+        loss = loss_fn(emb, labels)
+        assert loss_fn.logits(emb).shape == (16, 5)
     loss.backward()
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
-    assert loss_fn.logits(emb).shape == (16, 5)
 
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_forward_backward(name):
+    torch.manual_seed(0)
     model = create_model(name, **_tiny_args(name))
-    x = torch.randn(3, *getattr(model, "example_input_shape", (model.in_dim,)))
+    # models with non-vector inputs say what one sample looks like; vector models (mlp) have in_dim
+    shape = getattr(model, "example_input_shape", None) or (model.in_dim,)
+    x = torch.randn(3, *shape)
     out = model(x)
     out.float().sum().backward()
-    assert torch.isfinite(out).all()
+    assert out.shape[0] == 3 and torch.isfinite(out).all()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.parametrize("name", EXPLAINERS.names())
@@ -79,4 +95,13 @@ def test_every_explainer_runs(name):
 
 
 def _tiny_args(name: str) -> dict:
-    return {"mlp": {"in_dim": 6, "out_dim": 4}}.get(name, {})
+    return {
+        "mlp": {"in_dim": 6, "out_dim": 4},
+        "xvector": {"channels": 32, "embed_dim": 16},
+        "resnet34_thin": {"base_width": 8, "embed_dim": 16},
+        "resnet18_thin": {"base_width": 8, "embed_dim": 16},
+        "ecapa_tdnn": {"channels": 32, "mfa_channels": 64, "embed_dim": 16},
+        "pair_alexnet": {"width": 0.125},
+        "siamese_cnn": {"width": 0.125, "embed_dim": 16},
+        "voice_encoder": {"hidden_size": 32, "num_layers": 2, "embed_dim": 16},
+    }.get(name, {})

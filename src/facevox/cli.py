@@ -117,15 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval-scores", help="output folder")
 
     planned = {
-        "speaker": "train, eval, verify, trials",
         "fakeface": "train, eval, predict, explain",
         "face": "align, train, pairs, eval, verify",
         "invert": "train-encoder, run, eval",
     }
     for group, help in TASK_GROUPS.items():
         g = sub.add_parser(group, help=help, description=help)
-        g.set_defaults(handler=_planned(group, planned[group]))
+        adder = _task_commands(group)
+        if adder is None:
+            g.set_defaults(handler=_planned(group, planned[group]))
+        else:
+            g.set_defaults(handler=lambda args, g=g: g.print_help() or 2)
+            adder(g.add_subparsers(title="commands", metavar="COMMAND"), _add_set)
     return parser
+
+
+def _task_commands(group: str) -> Callable | None:
+    if group == "speaker":
+        from facevox.tasks.speaker.commands import add_commands
+
+        return add_commands
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

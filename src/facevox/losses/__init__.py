@@ -7,4 +7,4 @@ All share one interface (see :class:`facevox.losses.base.EmbeddingLoss`)::
     loss_fn.margin = 0.1               # margins are plain attributes: warm-up just sets them
 """
 
-from facevox.losses import arcface, cosface, softmax  # noqa: F401
+from facevox.losses import arcface, cosface, mask_proxy, pair, softmax, sphereface2  # noqa: F401

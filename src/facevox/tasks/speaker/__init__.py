@@ -1,0 +1,1 @@
+"""Speaker verification: corpora and trials, training, scoring, evaluation, the CLI commands."""

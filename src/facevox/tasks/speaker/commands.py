@@ -1,0 +1,119 @@
+"""``facevox speaker ...``: train, eval, verify, trials. Each command is a thin call into the task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from facevox.config import load_config
+
+
+def _train(args: argparse.Namespace) -> None:
+    from facevox.tasks.speaker.config import SpeakerConfig
+    from facevox.tasks.speaker.train import train_speaker
+
+    overrides = list(args.overrides) + ([f"data.train={args.data}"] if args.data else [])
+    cfg = load_config(SpeakerConfig, args.recipe, overrides)
+    result = train_speaker(cfg, Path(args.out), licence=args.licence, resume=not args.restart)
+    print(f"model: {result['model']}  (trained in {result['train_seconds']:.0f} s)")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from facevox.tasks.speaker.evaluate import evaluate
+
+    evaluate(Path(args.trials), Path(args.audio_root) if args.audio_root else None, Path(args.out),
+             model=args.model, backend=args.backend, cohort=Path(args.cohort) if args.cohort else None,
+             asnorm_top_k=args.asnorm_top_k, cache=not args.no_cache)
+    print(f"report: {Path(args.out) / 'report.html'}")
+
+
+def _verify(args: argparse.Namespace) -> None:
+    from facevox.tasks.speaker.evaluate import SpeakerScorer
+
+    result = SpeakerScorer(args.model, args.backend).verify(Path(args.a), Path(args.b))
+    if args.json:
+        print(json.dumps(result))
+        return
+    line = f"score {result['score']:.4f}"
+    if "same" in result:
+        line += f"  decision {'same' if result['same'] else 'different'} speaker (threshold {result['threshold']:.4f})"
+        line += f"  P(same) {result['probability']:.3f}"
+    else:
+        line += "  (no calibrated threshold stored in this model: compare scores, or train with data.calib_speakers)"
+    print(line)
+
+
+def _trials(args: argparse.Namespace) -> None:
+    from facevox.tasks.speaker.corpus import make_trials, read_corpus, read_metadata, write_trials
+
+    corpus = read_corpus(args.corpus)
+    metadata = read_metadata(args.metadata, "sex") if args.metadata else None
+    embeddings = None
+    if args.hard_negatives == "nearest":
+        embeddings = _speaker_means(args, corpus)
+    trials = make_trials(corpus, mode=args.mode, n=args.n, target_fraction=args.target_fraction,
+                         hard_negatives=args.hard_negatives, metadata=metadata, embeddings=embeddings, seed=args.seed)
+    write_trials(args.out, trials)
+    n_target = sum(t.label for t in trials)
+    print(f"{len(trials)} trials ({n_target} target, {len(trials) - n_target} non-target) -> {args.out}")
+
+
+def _speaker_means(args: argparse.Namespace, corpus) -> dict:
+    import numpy as np
+
+    from facevox.tasks.speaker.evaluate import SpeakerScorer
+    from facevox.tasks.speaker.scoring import embed_files
+
+    scorer = SpeakerScorer(args.model, args.backend)
+    emb = embed_files([u.path for u in corpus.utterances], scorer.embed)
+    return {s: np.mean([emb[u.path] for u in us], axis=0) for s, us in corpus.by_speaker().items()}
+
+
+def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
+    """Register the speaker commands on the ``facevox speaker`` sub-parser."""
+    p = sub.add_parser("train", help="train a speaker model from a recipe", description="Train a speaker model.")
+    p.add_argument("--recipe", help="YAML recipe, e.g. recipes/speaker/ecapa_mmp.yaml")
+    p.add_argument("--data", help="training corpus folder or manifest (same as --set data.train=...)")
+    p.add_argument("--out", default="runs/speaker", help="run folder; the model is saved in OUT/model")
+    p.add_argument("--licence", default="unknown", help="licence of the training data, for the model card")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
+    add_set(p)
+    p.set_defaults(handler=_train)
+
+    def scorer_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="model folder (OUT/model of speaker train)")
+        p.add_argument("--backend", default="model", choices=["model", "resemblyzer"],
+                       help="'resemblyzer': its pretrained encoder as shipped (needs make setup-extras)")
+
+    p = sub.add_parser("eval", help="score a trial list: EER, minDCF, DET/ROC, HTML report",
+                       description="Evaluate on a VoxCeleb-format trial list ('1 a.wav b.wav' per line).")
+    p.add_argument("trials", help="trial list")
+    p.add_argument("--audio-root", help="folder the trial paths are relative to (default: the list's folder)")
+    p.add_argument("--out", default="runs/speaker-eval")
+    p.add_argument("--cohort", help="corpus folder for AS-norm (use with --asnorm-top-k)")
+    p.add_argument("--asnorm-top-k", type=int, default=0)
+    p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings")
+    scorer_args(p)
+    p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("verify", help="are two recordings the same speaker?",
+                       description="Score two recordings; print score, decision and calibrated probability.")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    scorer_args(p)
+    p.set_defaults(handler=_verify)
+
+    p = sub.add_parser("trials", help="make a trial list from a corpus",
+                       description="Write VoxCeleb-format trials: all pairs, or sampled with a target fraction.")
+    p.add_argument("corpus", help="corpus folder (one sub-folder per speaker) or manifest CSV")
+    p.add_argument("--out", required=True, help="trial list to write")
+    p.add_argument("--mode", default="all", choices=["all", "sampled"])
+    p.add_argument("--n", type=int, help="number of trials (sampled mode)")
+    p.add_argument("--target-fraction", type=float, default=0.38, help="share of same-speaker trials (sampled)")
+    p.add_argument("--hard-negatives", default="none", choices=["none", "sex", "nearest"])
+    p.add_argument("--metadata", help="speaker metadata: CSV speaker,sex or LibriSpeech SPEAKERS.TXT")
+    p.add_argument("--seed", type=int, default=0)
+    scorer_args(p)
+    p.set_defaults(handler=_trials)

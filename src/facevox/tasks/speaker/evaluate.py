@@ -1,0 +1,182 @@
+"""Evaluating and using speaker models: ``facevox speaker eval`` and ``facevox speaker verify``.
+
+A scorer is a facevox model folder (embedding, Siamese or pair model) or a pretrained backend
+(``resemblyzer``); all of them score the same trial lists and write the same report.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facevox.audio.features import fixed_windows
+from facevox.audio.io import load_audio
+from facevox.checkpoint import read_model_folder
+from facevox.errors import FacevoxError
+from facevox.fileio import atomic_write_text
+from facevox.report import verification_report
+from facevox.tasks.speaker.corpus import Trial, read_corpus, read_trials
+from facevox.tasks.speaker.scoring import (
+    Calibration,
+    EmbeddingCache,
+    WaveEmbedder,
+    as_norm,
+    default_cache_dir,
+    embed_files,
+    model_fingerprint,
+    resolve,
+)
+
+SAMPLE_RATE = 16000
+BACKENDS = ("model", "resemblyzer")
+
+
+class ResemblyzerEmbedder:
+    """Resemblyzer's pretrained encoder as it ships: its own preprocessing (volume, VAD trim) and
+    its partial-utterance averaging (``VoiceEncoder.embed_utterance``)."""
+
+    def __init__(self) -> None:
+        try:
+            from resemblyzer import VoiceEncoder, preprocess_wav
+        except ImportError as err:
+            raise FacevoxError(f"the resemblyzer backend needs the package: make setup-extras ({err})",
+                               "--backend") from None
+        self.encoder = VoiceEncoder("cpu", verbose=False)
+        self.preprocess = preprocess_wav
+        self.name = "resemblyzer (pretrained, as shipped)"
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        trimmed = self.preprocess(wave, source_sr=SAMPLE_RATE)
+        if len(trimmed) < SAMPLE_RATE // 4:  # VAD removed nearly everything: use the raw wave
+            trimmed = wave
+        return self.encoder.embed_utterance(trimmed).astype(np.float32)
+
+
+class PairScorer:
+    """The pair classifier on whole utterances: mean logit over pairs of fixed windows."""
+
+    def __init__(self, model: torch.nn.Module, crop_samples: int, max_windows: int = 4) -> None:
+        self.model, self.crop, self.max_windows = model.eval(), crop_samples, max_windows
+
+    @torch.no_grad()
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> float:
+        wa = fixed_windows(a, self.crop, self.crop)[: self.max_windows]
+        wb = fixed_windows(b, self.crop, self.crop)[: self.max_windows]
+        ia, ib = np.meshgrid(np.arange(len(wa)), np.arange(len(wb)), indexing="ij")
+        x = torch.from_numpy(np.stack([wa[ia.ravel()], wb[ib.ravel()]], axis=1).astype(np.float32))
+        return float(self.model(x).float().mean())
+
+
+class SpeakerScorer:
+    """Loads a model folder or a backend and scores trials or single pairs."""
+
+    def __init__(self, model: str | Path | None = None, backend: str = "model") -> None:
+        if backend not in BACKENDS:
+            raise FacevoxError(f"unknown backend '{backend}'; valid: {', '.join(BACKENDS)}", "--backend")
+        self.calibration: Calibration | None = None
+        self.kind = "embedding"
+        if backend == "resemblyzer":
+            self.embed = ResemblyzerEmbedder()
+            self.name, self.fingerprint = self.embed.name, "resemblyzer"
+            return
+        if model is None:
+            raise FacevoxError("give a model folder (--model) or a pretrained backend (--backend resemblyzer)",
+                               "--model")
+        folder = read_model_folder(model)
+        extra, cfg = folder.extra, folder.config
+        self.kind = extra.get("kind", "embedding")
+        self.name = f"{Path(model).name} ({folder.spec['kwargs'].get('backbone', folder.spec['name'])})"
+        self.fingerprint = model_fingerprint(folder.model)
+        if "calibration" in extra:
+            self.calibration = Calibration(**extra["calibration"])
+        scoring = extra.get("scoring", {})
+        if self.kind == "pair":
+            self.pair = PairScorer(folder.model, int(cfg.get("pair", {}).get("crop_samples", 25000)))
+        else:
+            self.embed = WaveEmbedder(folder.model, window_seconds=scoring.get("window_seconds", 0.0),
+                                      max_seconds=scoring.get("max_seconds", 20.0))
+
+    def score_trials(self, trials: Sequence[Trial], root: Path, cohort: np.ndarray | None = None,
+                     asnorm_top_k: int = 0, cache: bool = True) -> np.ndarray:
+        files = [resolve(root, n) for t in trials for n in (t.a, t.b)]
+        if self.kind == "pair":
+            waves = {f: load_audio(f, SAMPLE_RATE) for f in dict.fromkeys(files)}
+            return np.array([self.pair(waves[resolve(root, t.a)], waves[resolve(root, t.b)]) for t in trials])
+        store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
+        emb = embed_files(files, self.embed, store)
+        a = np.stack([emb[resolve(root, t.a)] for t in trials])
+        b = np.stack([emb[resolve(root, t.b)] for t in trials])
+        scores = np.sum(_unit(a) * _unit(b), axis=1)
+        if asnorm_top_k > 0:
+            if cohort is None:
+                raise FacevoxError("AS-norm needs a cohort (--cohort FOLDER)", "--asnorm-top-k")
+            scores = as_norm(scores, a, b, cohort, asnorm_top_k)
+        return scores
+
+    def cohort_embeddings(self, cohort: Path, cache: bool = True) -> np.ndarray:
+        """Per-speaker mean embeddings of a cohort corpus (C, D)."""
+        if self.kind == "pair":
+            raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--cohort")
+        corpus = read_corpus(cohort)
+        store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
+        emb = embed_files([u.path for u in corpus.utterances], self.embed, store)
+        return np.stack([_unit(np.mean([emb[u.path] for u in us], axis=0)) for us in corpus.by_speaker().values()])
+
+    def verify(self, a: Path, b: Path) -> dict[str, Any]:
+        wa, wb = load_audio(a, SAMPLE_RATE), load_audio(b, SAMPLE_RATE)
+        score = self.pair(wa, wb) if self.kind == "pair" else float(_unit(self.embed(wa)) @ _unit(self.embed(wb)))
+        out: dict[str, Any] = {"score": score}
+        if self.calibration is not None:
+            out["same"] = bool(score >= self.calibration.threshold)
+            out["threshold"] = self.calibration.threshold
+            out["probability"] = float(self.calibration.probability(score))
+            out["llr"] = float(self.calibration.llr(score))
+        elif self.kind == "pair":
+            out["same"] = bool(score >= 0.0)  # the classifier's own decision: logit > 0
+            out["threshold"] = 0.0
+            out["probability"] = float(1 / (1 + np.exp(-score)))
+        return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
+def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: str | Path | None = None,
+             backend: str = "model", cohort: Path | None = None, asnorm_top_k: int = 0,
+             cache: bool = True) -> dict[str, Any]:
+    """Score a trial list and write metrics.json, plots, scores.txt and report.html to ``out``."""
+    trials = read_trials(trials_path)
+    root = Path(audio_root) if audio_root is not None else Path(trials_path).parent
+    scorer = SpeakerScorer(model, backend)
+    cohort_emb = scorer.cohort_embeddings(cohort, cache) if cohort is not None and asnorm_top_k > 0 else None
+    scores = scorer.score_trials(trials, root, cohort_emb, asnorm_top_k, cache)
+    labels = np.array([t.label for t in trials], dtype=np.int8)
+    extra: dict[str, Any] = {"scorer": scorer.name, "n_trials": len(trials)}
+    notes = [f"Scorer: {scorer.name}.", f"Trials: {trials_path} (audio under {root})."]
+    if asnorm_top_k > 0:
+        notes.append(f"AS-norm with a cohort of {len(cohort_emb)} speakers, top {asnorm_top_k}.")
+    if scorer.calibration is not None and asnorm_top_k == 0:
+        cal = scorer.calibration
+        accept = scores >= cal.threshold
+        extra["threshold"] = cal.threshold
+        extra["far_at_threshold"] = float(np.mean(accept[labels == 0]))
+        extra["frr_at_threshold"] = float(np.mean(~accept[labels == 1]))
+        llr = cal.llr(scores)
+        extra["cllr"] = float(0.5 / np.log(2) * (np.mean(np.logaddexp(0, -llr[labels == 1]))
+                                                 + np.mean(np.logaddexp(0, llr[labels == 0]))))
+        notes.append(f"Stored threshold {cal.threshold:.4f} was chosen for FAR {cal.target_far:g} on "
+                     f"{cal.n_target + cal.n_nontarget} held-out trials; cllr measures the calibration (lower is better).")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "scores.txt", "".join(
+        f"{t.a} {t.b} {s:.6f} {'target' if t.label else 'nontarget'}\n" for t, s in zip(trials, scores, strict=True)))
+    metrics = verification_report(scores, labels, out, title=f"Speaker verification: {scorer.name}",
+                                  extra_metrics=extra, notes=notes)
+    print(f"EER {100 * metrics['eer']:.2f}%  minDCF(0.01) {metrics['min_dcf_0.01']:.4f}  "
+          f"({metrics['n_target']} target, {metrics['n_nontarget']} non-target trials)", file=sys.stdout)
+    return metrics

@@ -1,0 +1,190 @@
+"""Scoring trials: embedding extraction with a cache, cosine, AS-norm, calibration, thresholds.
+
+Score normalisation and calibration are separate optional steps, as in WeSpeaker:
+cosine -> (AS-norm with a cohort) -> (linear calibration to a log-likelihood ratio).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from facevox.audio.features import fixed_windows
+from facevox.audio.io import load_audio
+from facevox.fileio import atomic_path
+from facevox.tasks.speaker.corpus import Trial
+from facevox.train import autocast, resolve_precision
+
+SAMPLE_RATE = 16000
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of the weights: cached embeddings are only reused for the same model."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class EmbeddingCache:
+    """Embeddings keyed by (absolute path, size, mtime), stored as one .npz file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, np.ndarray] = {}
+        if path is not None and path.is_file():
+            with np.load(path) as npz:
+                self.data = {k: npz[k] for k in npz.files}
+        self._dirty = False
+
+    @staticmethod
+    def key(file: Path) -> str:
+        st = file.stat()
+        return f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def get(self, file: Path) -> np.ndarray | None:
+        return self.data.get(self.key(file))
+
+    def put(self, file: Path, emb: np.ndarray) -> None:
+        self.data[self.key(file)] = emb
+        self._dirty = True
+
+    def save(self) -> None:
+        if self.path is not None and self._dirty:
+            with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **self.data)
+            self._dirty = False
+
+
+class WaveEmbedder:
+    """Embed waveforms with a ``speaker_embedder``-style model (wave (B, T) -> (B, D)).
+
+    Whole utterances are embedded in one pass; with ``window_seconds`` > 0, or for utterances
+    longer than ``max_seconds``, the L2-normalised embeddings of windows are averaged.
+    """
+
+    def __init__(self, model: nn.Module, *, window_seconds: float = 0.0, max_seconds: float = 20.0,
+                 precision: str = "fp32", device: str | torch.device = "cpu", batch_size: int = 16) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.window = int(window_seconds * SAMPLE_RATE)
+        self.max_len = int(max_seconds * SAMPLE_RATE)
+        self.amp = resolve_precision(precision, self.device)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        length = self.window or (self.max_len if len(wave) > self.max_len else 0)
+        chunks = fixed_windows(wave, length, length // 2) if length else wave[None]
+        embs = []
+        for i in range(0, len(chunks), self.batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(chunks[i : i + self.batch_size], dtype=np.float32))
+            with autocast(self.device, self.amp):
+                e = self.model(x.to(self.device)).float()
+            embs.append(torch.nn.functional.normalize(e, dim=1).cpu())
+        mean = torch.cat(embs).mean(0)
+        return torch.nn.functional.normalize(mean, dim=0).numpy()
+
+
+def embed_files(files: Sequence[Path], embed: Callable[[np.ndarray], np.ndarray], cache: EmbeddingCache | None = None,
+                min_seconds: float = 0.0, progress: bool = True) -> dict[Path, np.ndarray]:
+    """Embeddings of audio files (each decoded once), reusing and filling ``cache``."""
+    out: dict[Path, np.ndarray] = {}
+    unique = list(dict.fromkeys(Path(f) for f in files))
+    show = progress and len(unique) > 20
+    for n, f in enumerate(unique, 1):
+        emb = cache.get(f) if cache is not None else None
+        if emb is None:
+            emb = embed(load_audio(f, SAMPLE_RATE, min_seconds=min_seconds))
+            if cache is not None:
+                cache.put(f, emb)
+        out[f] = emb
+        if show and (n % 50 == 0 or n == len(unique)):
+            print(f"embedded {n}/{len(unique)} files", file=sys.stderr, flush=True)
+    if cache is not None:
+        cache.save()
+    return out
+
+
+def cosine_scores(trials: Sequence[Trial], emb: dict[Path, np.ndarray], root: Path) -> np.ndarray:
+    a = np.stack([emb[resolve(root, t.a)] for t in trials])
+    b = np.stack([emb[resolve(root, t.b)] for t in trials])
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.sum(a * b, axis=1)
+
+
+def resolve(root: Path, name: str) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else root / p
+
+
+def as_norm(scores: np.ndarray, emb_a: np.ndarray, emb_b: np.ndarray, cohort: np.ndarray, top_k: int) -> np.ndarray:
+    """Adaptive symmetric score normalisation (Matejka et al. 2017, "AS-norm1").
+
+    For each side, the mean and std of its ``top_k`` highest cosine scores against the cohort
+    (C, D) normalise the trial score; the two normalised scores are averaged.
+    """
+    def stats(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        c = cohort / np.linalg.norm(cohort, axis=1, keepdims=True)
+        s = e @ c.T
+        k = max(1, min(top_k, s.shape[1]))
+        top = -np.partition(-s, k - 1, axis=1)[:, :k]
+        return top.mean(1), top.std(1) + 1e-8
+
+    mu_a, sd_a = stats(emb_a)
+    mu_b, sd_b = stats(emb_b)
+    return 0.5 * ((scores - mu_a) / sd_a + (scores - mu_b) / sd_b)
+
+
+@dataclass
+class Calibration:
+    """Linear calibration llr = a * score + b, fitted by prior-weighted logistic regression."""
+
+    a: float
+    b: float
+    threshold: float  # raw-score threshold giving the target false-accept rate
+    target_far: float
+    n_target: int
+    n_nontarget: int
+
+    def llr(self, scores: np.ndarray | float) -> np.ndarray:
+        return self.a * np.asarray(scores) + self.b
+
+    def probability(self, scores: np.ndarray | float, prior: float = 0.5) -> np.ndarray:
+        """P(same speaker | score) at the given prior of a target trial."""
+        logit = self.llr(scores) + np.log(prior / (1 - prior))
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def fit_calibration(scores: np.ndarray, labels: np.ndarray, target_far: float) -> Calibration:
+    """Fit the calibration and the threshold for ``target_far`` on development trials."""
+    from scipy.optimize import minimize
+
+    scores, labels = np.asarray(scores, float), np.asarray(labels, int)
+    tar, non = scores[labels == 1], scores[labels == 0]
+    # balanced (prior 0.5) cross-entropy, so a*s+b is a log-likelihood ratio (BOSARIS-style)
+    def objective(p: np.ndarray) -> float:
+        return 0.5 * np.mean(np.logaddexp(0, -(p[0] * tar + p[1]))) + 0.5 * np.mean(np.logaddexp(0, p[0] * non + p[1]))
+
+    res = minimize(objective, x0=np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+    threshold = float(np.quantile(non, 1.0 - target_far, method="higher")) if len(non) else 0.0
+    return Calibration(float(res.x[0]), float(res.x[1]), threshold, target_far, len(tar), len(non))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FACEVOX_CACHE", Path.home() / ".cache" / "facevox"))

@@ -1,0 +1,157 @@
+"""Training speaker models: embeddings with a margin loss, the seed's pair classifier, the Siamese net.
+
+``train_speaker(cfg, out)`` trains through the shared :class:`~facevox.train.Trainer` and
+saves a model folder at ``out/model`` (with the calibration and threshold in ``extra.json``
+when speakers were held out for it).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from facevox.checkpoint import ModelCard, save_model
+from facevox.config import save_config
+from facevox.errors import FacevoxError
+from facevox.registry import create_loss, create_model
+from facevox.tasks.speaker.config import SpeakerConfig
+from facevox.tasks.speaker.corpus import Corpus, make_trials, read_corpus
+from facevox.tasks.speaker.datasets import SAMPLE_RATE, CropDataset, PairDataset, Waves, make_augment, split_calibration
+from facevox.tasks.speaker.scoring import WaveEmbedder, cosine_scores, embed_files, fit_calibration
+from facevox.train import Trainer, seed_everything
+
+
+def build_model(cfg: SpeakerConfig) -> nn.Module:
+    """The waveform model of ``cfg.model`` (pretrained weights loaded when asked)."""
+    m = cfg.model
+    name = {"embedding": "speaker_embedder", "pair": "speaker_pair", "siamese": "speaker_siamese"}[m.kind]
+    model = create_model(name, backbone=m.backbone, backbone_kwargs=m.backbone_kwargs, features=m.features,
+                         n_mels=m.n_mels, specaugment=m.specaugment)
+    if m.pretrained == "resemblyzer":
+        from facevox.nets.voice_encoder import load_resemblyzer_weights
+
+        if m.backbone != "voice_encoder" or m.features != "resemblyzer_mel":
+            raise FacevoxError("pretrained=resemblyzer needs backbone voice_encoder and features resemblyzer_mel",
+                               "model.pretrained")
+        load_resemblyzer_weights(model.backbone)
+    return model
+
+
+class L2SP(nn.Module):
+    """alpha/2 * ||w - w0||^2 over the backbone (Li, Grandvalet and Davoine, ICML 2018)."""
+
+    def __init__(self, backbone: nn.Module, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.params = [p for p in backbone.parameters() if p.requires_grad]
+        self.start = [p.detach().clone() for p in self.params]
+
+    def forward(self) -> torch.Tensor:
+        return 0.5 * self.alpha * sum(((p - p0) ** 2).sum() for p, p0 in zip(self.params, self.start, strict=True))
+
+
+def _margin_warmup(loss: nn.Module, target: float, warmup_steps: int):
+    def hook(step: int) -> None:
+        loss.margin = target * min(1.0, step / warmup_steps) if warmup_steps > 0 else target
+
+    return hook
+
+
+def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None, licence: str = "unknown",
+                  resume: bool = True) -> dict[str, Any]:
+    """Train the model described by ``cfg`` on ``cfg.data.train``; returns a summary dict."""
+    if not cfg.data.train:
+        raise FacevoxError("no training corpus given (set data.train to a folder or manifest)", "data.train")
+    corpus = read_corpus(cfg.data.train)
+    train_utts, calib_utts = split_calibration(corpus, cfg.data.calib_speakers, seed=cfg.train.seed)
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg)  # before any file is written: a bad name leaves nothing behind
+    waves = Waves(train_utts, cfg.data.min_seconds, cfg.data.skip_bad, cfg.data.max_utterance_seconds)
+    augment = None
+    if cfg.data.noise_prob > 0 or cfg.data.speed_prob > 0:
+        augment = make_augment(cfg.data.noise_prob, cfg.data.snr_db, cfg.data.speed_prob, waves)
+
+    if cfg.model.kind == "embedding":
+        head = create_loss(cfg.loss.name, embed_dim=model.embed_dim, num_classes=len(waves.speakers),
+                           **cfg.loss.kwargs)
+        dataset = CropDataset(waves, int(cfg.data.crop_seconds * SAMPLE_RATE),
+                              cfg.data.crops_per_epoch or len(waves), augment)
+    else:
+        head = create_loss(cfg.loss.name, **cfg.loss.kwargs)
+        if not getattr(head, "pair_loss", False):
+            raise FacevoxError(f"model kind '{cfg.model.kind}' needs a pair loss (contrastive or pair_bce), "
+                               f"got '{cfg.loss.name}'", "loss.name")
+        dataset = PairDataset(waves, cfg.pair.crop_samples, cfg.pair.pairs_per_epoch, cfg.pair.target_fraction,
+                              augment)
+    l2sp = L2SP(model.backbone, cfg.loss.l2sp) if cfg.loss.l2sp > 0 else None
+    both = nn.ModuleDict({"model": model, "head": head})
+    kind = cfg.model.kind
+
+    def compute_loss(m: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        x, y = batch
+        if kind == "embedding":
+            emb = m["model"](x)
+            loss = m["head"](emb, y)
+            with torch.no_grad():
+                acc = (m["head"].logits(emb.float()).argmax(1) == y).float().mean()
+        elif kind == "pair":
+            logit = m["model"](x).float()
+            loss = m["head"](logit, y)
+            acc = ((logit > 0).float() == y).float().mean()
+        else:
+            ea, eb = m["model"](x[:, 0]), m["model"](x[:, 1])
+            loss = m["head"](ea.float(), eb.float(), y)
+            with torch.no_grad():
+                cos = torch.nn.functional.cosine_similarity(ea.float(), eb.float())
+                acc = ((cos > 0.5).float() == y).float().mean()
+        logs = {"acc": acc}
+        if l2sp is not None:
+            logs["l2sp"] = l2sp()
+            loss = loss + logs["l2sp"]
+        logs["loss"] = loss
+        return logs
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    trainer = Trainer(both, compute_loss, dataset, cfg.train, out / "train")
+    hooks = []
+    if hasattr(head, "margin") and cfg.loss.margin_warmup_epochs > 0:
+        steps = int(cfg.loss.margin_warmup_epochs * trainer.batches_per_epoch)
+        hooks.append(_margin_warmup(head, float(head.margin), steps))
+    trainer.step_hooks.extend(hooks)
+    print(f"speaker: training {cfg.model.kind} model ({cfg.model.backbone}, {cfg.loss.name}) on "
+          f"{len(waves)} utterances of {len(waves.speakers)} speakers ({waves.seconds() / 60:.1f} min of audio)")
+    t0 = time.perf_counter()
+    trainer.fit(resume=resume)
+    train_seconds = time.perf_counter() - t0
+
+    extra: dict[str, Any] = {"kind": cfg.model.kind, "scoring": vars(cfg.scoring).copy(), "train_seconds": train_seconds,
+                             "train_speakers": len(waves.speakers), "train_utterances": len(waves),
+                             "skipped_files": [f"{p}: {why}" for p, why in waves.skipped]}
+    metrics: dict[str, Any] = {}
+    if calib_utts and kind != "pair":
+        calib = _calibrate(model, Corpus(corpus.root, calib_utts), cfg)
+        extra["calibration"] = calib.to_dict()
+        metrics["calibration_trials"] = calib.n_target + calib.n_nontarget
+    folder = save_model(
+        out / "model", model, config=cfg, metrics=metrics, extra=extra,
+        card=ModelCard(task=f"speaker verification ({cfg.model.kind} model)",
+                       data=card_data or f"{cfg.data.train}: {len(waves.speakers)} speakers, {len(waves)} utterances",
+                       licence=licence),
+    )
+    return {"model": folder, "train_seconds": train_seconds, "extra": extra}
+
+
+def _calibrate(model: nn.Module, corpus: Corpus, cfg: SpeakerConfig):
+    """Fit score calibration and the target-FAR threshold on held-out speakers (all pairs)."""
+    trials = make_trials(corpus, mode="all")
+    embed = WaveEmbedder(model, window_seconds=cfg.scoring.window_seconds, max_seconds=cfg.scoring.max_seconds)
+    emb = embed_files([u.path for u in corpus.utterances], embed, progress=False)
+    scores = cosine_scores(trials, emb, corpus.root)
+    labels = np.array([t.label for t in trials])
+    return fit_calibration(scores, labels, cfg.scoring.target_far)
