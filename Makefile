@@ -11,7 +11,7 @@ setup: $(VENV)/.ready
 $(VENV)/.ready: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) -e ".[test,explain]"
+	$(PIP) -e ".[test,explain,speaker-baseline]"
 	$(PY) scripts/check_env.py
 	touch $@
 

@@ -97,3 +97,21 @@ def test_overrides_do_not_mutate_the_input():
     data = {"train": {"lr": 1}}
     apply_overrides(data, ["train.lr=2"])
     assert data == {"train": {"lr": 1}}
+
+
+@dataclasses.dataclass
+class Outer:
+    inner: Run = dataclasses.field(
+        default_factory=lambda: Run(model=Model("resnet", {"depth": 18}), train=TrainConfig(epochs=7, lr=0.5))
+    )
+
+
+def test_nested_sections_merge_into_the_parents_defaults(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("inner:\n  train:\n    batch_size: 3\n  model:\n    kwargs: {width: 2}\n")
+    cfg = load_config(Outer, recipe, ["inner.train.lr=0.25"])
+    # keys the recipe does not name keep the parent's default, not the bare class default
+    assert cfg.inner.train.epochs == 7 and cfg.inner.train.batch_size == 3 and cfg.inner.train.lr == 0.25
+    assert cfg.inner.model.name == "resnet"
+    assert cfg.inner.model.kwargs == {"width": 2}  # a mapping value is replaced whole, not merged
+    assert Outer().inner.train.batch_size == TrainConfig().batch_size  # the default was not mutated

@@ -52,10 +52,14 @@ class TrainConfig:
 # building a dataclass from plain data, with type checks
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", base: T | None = None) -> T:
     """Build dataclass ``cls`` from a mapping, checking keys and types recursively.
 
-    ``where`` is the dotted key prefix used in error messages (``"train."``).
+    ``where`` is the dotted key prefix used in error messages (``"train."``). Keys missing from
+    ``data`` keep their values in ``base`` (default: the class defaults). A nested section
+    given in ``data`` is merged into that field's own default, so a recipe that sets one key of
+    ``speaker.train`` keeps the other keys of the default ``speaker.train``, not those of a
+    bare ``TrainConfig()``.
     """
     data = {} if data is None else data
     if not isinstance(data, Mapping):
@@ -67,8 +71,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         raise FacevoxError(
             f"unknown key '{unknown[0]}'; valid keys: {', '.join(sorted(fields))}", f"{where}{unknown[0]}"
         )
-    kwargs = {name: _coerce(data[name], hints[name], f"{where}{name}") for name in fields if name in data}
-    return cls(**kwargs)
+    kwargs = {}
+    for name in (n for n in fields if n in data):
+        value, tp, key = data[name], hints[name], f"{where}{name}"
+        if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+            if base is not None:
+                default = getattr(base, name)
+            elif fields[name].default_factory is not dataclasses.MISSING:
+                default = fields[name].default_factory()
+            else:
+                default = None
+            kwargs[name] = from_dict(tp, value, key + ".", default)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

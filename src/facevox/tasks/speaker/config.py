@@ -12,7 +12,8 @@ from facevox.config import TrainConfig
 class SpeakerData:
     train: str = ""  # corpus folder (one sub-folder per speaker) or CSV manifest (path,speaker)
     crop_seconds: float = 2.0  # random training crops (the pair classifier uses pair.crop_samples)
-    crops_per_epoch: int = 0  # 0: one crop per utterance and epoch
+    crops_per_epoch: int = 0  # 0: one crop per utterance and epoch (items per epoch with per_speaker > 1)
+    per_speaker: int = 1  # > 1: each item is this many crops of one speaker (class-balanced, for MP/MMP)
     min_seconds: float = 0.5  # shorter files are an error (or skipped with skip_bad)
     skip_bad: bool = False  # skip undecodable/empty/silent/short files and list them, instead of stopping
     calib_speakers: int = 0  # speakers held out of training to calibrate scores and pick a threshold

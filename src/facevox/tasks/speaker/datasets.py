@@ -57,20 +57,38 @@ def make_augment(noise_prob: float, snr_db: tuple[float, float], speed_prob: flo
 
 
 class CropDataset(SeededDataset):
-    """Item -> (crop (L,) float32, speaker label); utterances are visited round-robin."""
+    """Item -> (crop (L,) float32, speaker label); utterances are visited round-robin.
 
-    def __init__(self, waves: Waves, crop_samples: int, length: int, augment: WaveAugment | None) -> None:
+    With ``per_speaker`` = k > 1 an item is k crops of one speaker, (k, L) with labels (k,): the
+    class-balanced "N speakers x k utterances" batches that Mask Proxy and MMP learn from. The k
+    crops come from different utterances when the speaker has enough, else from random positions
+    of the same ones.
+    """
+
+    def __init__(self, waves: Waves, crop_samples: int, length: int, augment: WaveAugment | None,
+                 per_speaker: int = 1) -> None:
         self.waves, self.crop, self.length, self.augment = waves, crop_samples, length, augment
+        self.per_speaker = per_speaker
+        self.by_speaker = [np.flatnonzero(waves.labels == s) for s in range(len(waves.speakers))]
 
     def __len__(self) -> int:
         return self.length
 
-    def get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
-        i = index % len(self.waves)
-        wave = self.waves.wave(i)
+    def _crop(self, i: int, rng: np.random.Generator) -> torch.Tensor:
+        wave = self.waves.wave(int(i))
         if self.augment is not None:
             wave = self.augment(wave, rng)
-        return torch.from_numpy(random_crop(wave, self.crop, rng).astype(np.float32)), int(self.waves.labels[i])
+        return torch.from_numpy(random_crop(wave, self.crop, rng).astype(np.float32))
+
+    def get(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, int | torch.Tensor]:
+        if self.per_speaker <= 1:
+            i = index % len(self.waves)
+            return self._crop(i, rng), int(self.waves.labels[i])
+        speaker = index % len(self.by_speaker)
+        utts = self.by_speaker[speaker]
+        picks = rng.choice(utts, self.per_speaker, replace=len(utts) < self.per_speaker)
+        crops = torch.stack([self._crop(i, rng) for i in picks])
+        return crops, torch.full((self.per_speaker,), speaker, dtype=torch.long)
 
 
 class PairDataset(SeededDataset):
@@ -116,10 +134,12 @@ def split_calibration(corpus: Corpus, n_speakers: int, seed: int = 0) -> tuple[l
     """(training utterances, held-out calibration utterances of ``n_speakers`` speakers)."""
     if n_speakers <= 0:
         return list(corpus.utterances), []
-    speakers = corpus.speakers
-    if n_speakers > len(speakers) - 2:
-        raise FacevoxError(f"cannot hold out {n_speakers} of {len(speakers)} speakers for calibration",
-                           "data.calib_speakers")
-    held = set(np.random.default_rng(seed).choice(speakers, n_speakers, replace=False).tolist())
+    groups = corpus.by_speaker()
+    # only speakers with 2+ utterances give same-speaker calibration trials
+    multi = [s for s, us in groups.items() if len(us) >= 2]
+    if n_speakers > min(len(multi), len(groups) - 2):
+        raise FacevoxError(f"cannot hold out {n_speakers} speakers for calibration: {len(groups)} speakers, "
+                           f"{len(multi)} of them with 2 or more utterances", "data.calib_speakers")
+    held = set(np.random.default_rng(seed).choice(multi, n_speakers, replace=False).tolist())
     return ([u for u in corpus.utterances if u.speaker not in held],
             [u for u in corpus.utterances if u.speaker in held])

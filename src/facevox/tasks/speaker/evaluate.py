@@ -58,15 +58,19 @@ class ResemblyzerEmbedder:
 
 
 class PairScorer:
-    """The pair classifier on whole utterances: mean logit over pairs of fixed windows."""
+    """The pair classifier on whole utterances: mean logit over all pairs of up to ``max_windows``
+    windows per side, spread evenly over each utterance (max_windows**2 forward passes a trial)."""
 
-    def __init__(self, model: torch.nn.Module, crop_samples: int, max_windows: int = 4) -> None:
+    def __init__(self, model: torch.nn.Module, crop_samples: int, max_windows: int = 2) -> None:
         self.model, self.crop, self.max_windows = model.eval(), crop_samples, max_windows
+
+    def _windows(self, wave: np.ndarray) -> np.ndarray:
+        w = fixed_windows(wave, self.crop, self.crop // 2)
+        return w[np.unique(np.linspace(0, len(w) - 1, self.max_windows).round().astype(int))]
 
     @torch.no_grad()
     def __call__(self, a: np.ndarray, b: np.ndarray) -> float:
-        wa = fixed_windows(a, self.crop, self.crop)[: self.max_windows]
-        wb = fixed_windows(b, self.crop, self.crop)[: self.max_windows]
+        wa, wb = self._windows(a), self._windows(b)
         ia, ib = np.meshgrid(np.arange(len(wa)), np.arange(len(wb)), indexing="ij")
         x = torch.from_numpy(np.stack([wa[ia.ravel()], wb[ib.ravel()]], axis=1).astype(np.float32))
         return float(self.model(x).float().mean())

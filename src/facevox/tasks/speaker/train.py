@@ -80,7 +80,7 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
         head = create_loss(cfg.loss.name, embed_dim=model.embed_dim, num_classes=len(waves.speakers),
                            **cfg.loss.kwargs)
         dataset = CropDataset(waves, int(cfg.data.crop_seconds * SAMPLE_RATE),
-                              cfg.data.crops_per_epoch or len(waves), augment)
+                              cfg.data.crops_per_epoch or len(waves), augment, cfg.data.per_speaker)
     else:
         head = create_loss(cfg.loss.name, **cfg.loss.kwargs)
         if not getattr(head, "pair_loss", False):
@@ -95,6 +95,8 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     def compute_loss(m: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         x, y = batch
         if kind == "embedding":
+            if x.dim() == 3:  # class-balanced items: (B, k, L) crops, (B, k) labels
+                x, y = x.flatten(0, 1), y.flatten()
             emb = m["model"](x)
             loss = m["head"](emb, y)
             with torch.no_grad():

@@ -1,0 +1,286 @@
+"""The speaker task end to end on tiny generated audio: train, trials, eval, verify, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from facevox.audio.synth import make_corpus
+from facevox.config import load_config
+from facevox.errors import FacevoxError
+from facevox.tasks.speaker.config import SpeakerConfig
+from facevox.tasks.speaker.corpus import Corpus, Utterance, make_trials, read_corpus, read_trials, write_trials
+from facevox.tasks.speaker.datasets import CropDataset, Waves, split_calibration
+from facevox.tasks.speaker.scoring import EmbeddingCache, as_norm, embed_files, fit_calibration
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "speaker"
+TINY = [
+    "train.max_steps=2", "train.epochs=1", "train.batch_size=4", "train.precision=fp32", "train.progress=false",
+    "data.crop_seconds=0.5", "data.crops_per_epoch=8", "pair.crop_samples=8000", "pair.pairs_per_epoch=8",
+]
+
+
+def facevox(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", FACEVOX_CACHE=str(Path(cwd or ".") / "cache"))
+    return subprocess.run([sys.executable, "-m", "facevox", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [a for kv in overrides for a in ("--set", kv)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("speaker") / "corpus"
+    return make_corpus(root, n_speakers=6, utterances=3, seconds=(1.0, 1.4), seed=3, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# library pieces
+
+
+def test_crop_dataset_class_balanced_items(corpus):
+    waves = Waves(read_corpus(corpus).utterances, 0.5, False, 30.0)
+    ds = CropDataset(waves, 4000, 12, None, per_speaker=3)
+    x, y = ds.get(7, np.random.default_rng(0))
+    assert x.shape == (3, 4000) and y.tolist() == [7 % 6] * 3
+    assert not torch.equal(x[0], x[1])  # different utterances or positions
+    x1, y1 = CropDataset(waves, 4000, 12, None).get(7, np.random.default_rng(0))
+    assert x1.shape == (4000,) and y1 == waves.labels[7 % len(waves)]
+
+
+def test_calibration_holds_out_only_speakers_with_two_utterances(tmp_path):
+    utts = [Utterance(Path(f"s{i}/a.wav"), f"s{i}") for i in range(5)] + [
+        Utterance(Path("s9/a.wav"), "s9"), Utterance(Path("s9/b.wav"), "s9")]
+    train, held = split_calibration(Corpus(tmp_path, utts), 1)
+    assert {u.speaker for u in held} == {"s9"} and len(train) == 5
+    with pytest.raises(FacevoxError, match="1 of them with 2 or more"):
+        split_calibration(Corpus(tmp_path, utts), 2)
+
+
+def test_fit_calibration_gaussian_known_answer():
+    # targets N(1, 1), non-targets N(-1, 1): the true log-likelihood ratio is 2 s
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(1, 1, 20000), rng.normal(-1, 1, 20000)])
+    labels = np.repeat([1, 0], 20000)
+    cal = fit_calibration(scores, labels, target_far=0.05)
+    assert cal.a == pytest.approx(2.0, abs=0.08) and cal.b == pytest.approx(0.0, abs=0.05)
+    assert np.mean(scores[labels == 0] >= cal.threshold) == pytest.approx(0.05, abs=0.002)
+    assert float(cal.probability(0.0)) == pytest.approx(0.5, abs=0.02)
+
+
+def test_as_norm_removes_a_per_speaker_offset():
+    rng = np.random.default_rng(0)
+    cohort = rng.normal(size=(50, 16))
+    a, b = rng.normal(size=(4, 16)), rng.normal(size=(4, 16))
+    raw = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    normed = as_norm(raw, a, b, cohort, top_k=10)
+    # shifting every score of the same trials by a constant is undone only in part, but the
+    # normalisation is affine in the raw score for fixed embeddings:
+    shifted = as_norm(raw + 0.1, a, b, cohort, top_k=10)
+    assert np.all(shifted > normed)
+    assert np.allclose(as_norm(raw, a, b, cohort, top_k=1000), as_norm(raw, a, b, cohort, top_k=50))
+
+
+def test_embedding_cache_reuses_and_invalidates(tmp_path, corpus):
+    files = sorted(corpus.glob("spk00*/utt0*.wav"))[:3]
+    calls = []
+
+    def embed(wave: np.ndarray) -> np.ndarray:
+        calls.append(len(wave))
+        return np.array([len(wave), 1.0], dtype=np.float32)
+
+    cache_file = tmp_path / "c.npz"
+    first = embed_files(files, embed, EmbeddingCache(cache_file))
+    again = embed_files(files, embed, EmbeddingCache(cache_file))
+    assert len(calls) == 3 and all(np.array_equal(first[f], again[f]) for f in files)
+    copy = tmp_path / "x.wav"
+    copy.write_bytes(files[0].read_bytes())
+    embed_files([copy], embed, EmbeddingCache(cache_file))
+    assert len(calls) == 4
+
+
+def test_trials_all_and_sampled(corpus):
+    c = read_corpus(corpus)
+    every = make_trials(c, mode="all")
+    assert len(every) == 18 * 17 // 2 and sum(t.label for t in every) == 6 * 3
+    sampled = make_trials(c, mode="sampled", n=100, target_fraction=0.38, seed=1)
+    assert len(sampled) == 100 and sum(t.label for t in sampled) == 38
+    meta = {s: ("m" if int(s[-1]) % 2 == 0 else "f") for s in c.speakers}
+    hard = make_trials(c, mode="sampled", n=60, target_fraction=0.5, hard_negatives="sex", metadata=meta)
+    for t in hard:
+        if not t.label:
+            assert meta[t.a.split("/")[0]] == meta[t.b.split("/")[0]]
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_every_speaker_recipe_trains_two_steps(recipe, corpus, tmp_path):
+    from facevox.tasks.speaker.train import train_speaker
+
+    cfg = load_config(SpeakerConfig, str(RECIPES / recipe), [*TINY, f"data.train={corpus}"])
+    if cfg.model.pretrained == "resemblyzer":
+        pytest.importorskip("resemblyzer")
+    result = train_speaker(cfg, tmp_path / "run", resume=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "train" / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["loss"] for x in lines if "loss" in x]
+    assert losses and all(np.isfinite(losses))
+    assert (result["model"] / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# the command line, as a user drives it
+
+
+@pytest.mark.slow
+def test_cli_train_trials_eval_verify(corpus, tmp_path):
+    run = tmp_path / "run"
+    done = facevox("speaker", "train", "--recipe", str(RECIPES / "xvector_aam.yaml"), "--data", str(corpus),
+                   "--out", str(run), *sets([*TINY, "train.max_steps=6", "data.calib_speakers=2",
+                                             "model.backbone_kwargs={channels: 32, embed_dim: 16}"]), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = run / "model"
+    extra = json.loads((model / "extra.json").read_text())
+    assert extra["train_speakers"] == 4 and extra["calibration"]["n_target"] == 6
+
+    trials = tmp_path / "trials.txt"
+    done = facevox("speaker", "trials", str(corpus), "--out", str(trials), "--mode", "sampled", "--n", "40",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    listed = read_trials(trials)
+    assert len(listed) == 40 and sum(t.label for t in listed) == round(0.38 * 40)
+
+    done = facevox("speaker", "eval", str(trials), "--audio-root", str(corpus), "--model", str(model),
+                   "--out", str(tmp_path / "eval"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "EER" in done.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert 0.0 <= metrics["eer"] <= 1.0 and "cllr" in metrics and metrics["n_trials"] == 40
+    for name in ("report.html", "det.png", "roc.png", "scores.txt"):
+        assert (tmp_path / "eval" / name).is_file()
+    assert len((tmp_path / "eval" / "scores.txt").read_text().splitlines()) == 40
+    assert list((tmp_path / "cache").glob("speaker-*.npz"))  # embeddings were cached
+
+    a, b = corpus / "spk000" / "utt00.wav", corpus / "spk001" / "utt00.wav"
+    done = facevox("speaker", "verify", str(a), str(b), "--model", str(model), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) >= {"score", "same", "threshold", "probability"} and 0 <= result["probability"] <= 1
+    assert result["same"] == (result["score"] >= result["threshold"])
+    done = facevox("speaker", "verify", str(a), str(a), "--model", str(model), cwd=tmp_path)
+    assert done.returncode == 0 and "decision same speaker" in done.stdout and "score 1.0000" in done.stdout
+
+
+@pytest.mark.slow
+def test_cli_pair_classifier_eval_and_verify(corpus, tmp_path):
+    run = tmp_path / "pair"
+    done = facevox("speaker", "train", "--recipe", str(RECIPES / "pair_alexnet.yaml"), "--data", str(corpus),
+                   "--out", str(run), *sets([*TINY, "model.backbone_kwargs={width: 0.25}"]), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = write_trials(tmp_path / "t.txt", make_trials(read_corpus(corpus), mode="all")[:30])
+    done = facevox("speaker", "eval", str(trials), "--audio-root", str(corpus), "--model", str(run / "model"),
+                   "--out", str(tmp_path / "eval"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = facevox("speaker", "verify", str(corpus / "spk000" / "utt00.wav"), str(corpus / "spk001" / "utt01.wav"),
+                   "--model", str(run / "model"), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["threshold"] == 0.0 and result["same"] == (result["score"] >= 0.0)
+
+
+def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, the words its error must contain)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    corrupt = folder / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF" + rng.bytes(400))
+    empty = folder / "empty.flac"
+    empty.write_bytes(b"")
+    silent = folder / "silent.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    short = folder / "short.wav"
+    sf.write(short, 0.1 * rng.standard_normal(800).astype(np.float32), 16000)
+    return {"corrupt": (corrupt, "decod"), "empty": (empty, "empty"), "silent": (silent, "silent"),
+            "short": (short, "short")}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(corpus, tmp_path_factory) -> Path:
+    from facevox.tasks.speaker.train import train_speaker
+
+    cfg = load_config(SpeakerConfig, str(RECIPES / "xvector_aam.yaml"),
+                      [*TINY, f"data.train={corpus}", "model.backbone_kwargs={channels: 16, embed_dim: 8}"])
+    return train_speaker(cfg, tmp_path_factory.mktemp("tiny"), resume=False)["model"]
+
+
+def test_cli_verify_bad_inputs_one_line_errors(corpus, tiny_model, tmp_path):
+    good = corpus / "spk000" / "utt00.wav"
+    for name, (path, words) in _bad_files(tmp_path / "bad").items():
+        done = facevox("speaker", "verify", str(good), str(path), "--model", str(tiny_model), cwd=tmp_path)
+        assert done.returncode == 2, (name, done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert str(path) in done.stderr and words in done.stderr.lower(), (name, done.stderr)
+    done = facevox("speaker", "verify", str(good), str(good), "--model", str(tmp_path / "no-model"), cwd=tmp_path)
+    assert done.returncode == 2 and "no-model" in done.stderr
+
+
+def test_verify_reads_other_formats_and_rates(corpus, tiny_model, tmp_path):
+    from facevox.tasks.speaker.evaluate import SpeakerScorer
+
+    wave, rate = sf.read(corpus / "spk000" / "utt00.wav", dtype="float32")
+    stereo48 = tmp_path / "stereo48.wav"
+    up = np.interp(np.arange(0, len(wave), rate / 48000), np.arange(len(wave)), wave).astype(np.float32)
+    sf.write(stereo48, np.stack([up, up], axis=1), 48000)
+    pcm8 = tmp_path / "u8.wav"
+    sf.write(pcm8, wave, rate, subtype="PCM_U8")
+    mp3 = tmp_path / "clip.mp3"
+    try:
+        sf.write(mp3, wave, rate, format="MP3")
+    except (sf.LibsndfileError, TypeError, ValueError):
+        mp3 = None
+    scorer = SpeakerScorer(tiny_model)
+    for other in (stereo48, pcm8, mp3):
+        if other is None:
+            continue
+        result = scorer.verify(corpus / "spk000" / "utt00.wav", other)
+        assert result["score"] > 0.9, (other, result)  # the same recording, re-encoded
+
+
+@pytest.mark.slow
+def test_training_on_a_corpus_with_bad_files(corpus, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(corpus, data)
+    bad = _bad_files(tmp_path / "bad")
+    shutil.copy(bad["corrupt"][0], data / "spk001" / "broken.wav")
+    shutil.copy(bad["silent"][0], data / "spk002" / "silence.wav")
+    args = ["speaker", "train", "--recipe", str(RECIPES / "xvector_aam.yaml"), "--data", str(data),
+            *sets([*TINY, "model.backbone_kwargs={channels: 16, embed_dim: 8}"])]
+    done = facevox(*args, "--out", str(tmp_path / "strict"), cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "broken.wav" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "strict").exists()  # nothing half-written
+
+    done = facevox(*args, "--out", str(tmp_path / "skip"), "--set", "data.skip_bad=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipped 2 bad file(s)" in done.stderr
+    extra = json.loads((tmp_path / "skip" / "model" / "extra.json").read_text())
+    assert len(extra["skipped_files"]) == 2 and extra["train_utterances"] == 18
+
+
+def test_unknown_recipe_keys_and_kinds_are_one_line_errors(corpus, tmp_path):
+    for extra in (["--set", "model.kind=triplet"], ["--set", "loss.name=aam_softmax", "--set", "model.kind=pair"],
+                  ["--set", "data.calib_speakers=9"]):
+        done = facevox("speaker", "train", "--data", str(corpus), "--out", str(tmp_path / "r"), *extra, cwd=tmp_path)
+        assert done.returncode == 2, (extra, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "r" / "model").exists()
