@@ -33,16 +33,16 @@ EMBEDDERS = [name for name in TINY if name != "pair_alexnet"]  # (B, F, T) -> (B
 #   resnet34_thin  6,634,336  (base width 32; WeSpeaker's ResNet34 has 6.63 M)
 #   resnet18_thin  4,105,440
 #   ecapa_tdnn     6,191,360  (C = 512; the paper's 6.2 M; C = 1024 gives 14,657,728, the paper's 14.7 M)
-#   pair_alexnet  14,257,281  (width 0.5)
-#   siamese_cnn   10,317,280  (width 0.5, 128-d embedding)
+#   pair_alexnet  14,257,857  (width 0.5, batch norm; 14,257,281 without)
+#   siamese_cnn   10,317,856  (width 0.5, 128-d embedding, batch norm)
 #   voice_encoder  1,423,616  (Resemblyzer's)
 DEFAULT_PARAMS = {
     "xvector": 4_354_964,
     "resnet34_thin": 6_634_336,
     "resnet18_thin": 4_105_440,
     "ecapa_tdnn": 6_191_360,
-    "pair_alexnet": 14_257_281,
-    "siamese_cnn": 10_317_280,
+    "pair_alexnet": 14_257_857,
+    "siamese_cnn": 10_317_856,
     "voice_encoder": 1_423_616,
 }
 

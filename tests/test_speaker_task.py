@@ -58,6 +58,25 @@ def test_crop_dataset_class_balanced_items(corpus):
     assert x1.shape == (4000,) and y1 == waves.labels[7 % len(waves)]
 
 
+def test_imprinting_sets_class_weights_to_speaker_mean_embeddings(corpus):
+    from facevox.registry import create_loss, create_model
+    from facevox.tasks.speaker.train import imprint_class_weights
+
+    waves = Waves(read_corpus(corpus).utterances, 0.5, False, 30.0)
+    torch.manual_seed(0)
+    model = create_model("speaker_embedder", backbone="xvector", backbone_kwargs={"channels": 16, "embed_dim": 8})
+    head = create_loss("aam_softmax", embed_dim=8, num_classes=len(waves.speakers))
+    imprint_class_weights(head, model, waves)
+    model.eval()
+    with torch.no_grad():
+        embs = torch.nn.functional.normalize(
+            torch.cat([model(torch.from_numpy(waves.wave(i))[None]) for i in range(len(waves))]), dim=1)
+    for s in range(len(waves.speakers)):
+        expected = torch.nn.functional.normalize(embs[torch.from_numpy(waves.labels == s)].mean(0), dim=0)
+        assert torch.allclose(head.weight[s], expected, atol=1e-5)
+    assert model.training is False  # left as it was found
+
+
 def test_calibration_holds_out_only_speakers_with_two_utterances(tmp_path):
     utts = [Utterance(Path(f"s{i}/a.wav"), f"s{i}") for i in range(5)] + [
         Utterance(Path("s9/a.wav"), "s9"), Utterance(Path("s9/b.wav"), "s9")]
@@ -284,3 +303,60 @@ def test_unknown_recipe_keys_and_kinds_are_one_line_errors(corpus, tmp_path):
         assert done.returncode == 2, (extra, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "r" / "model").exists()
+
+
+def _registered_losses() -> list[str]:
+    from facevox.registry import LOSSES, create_loss
+
+    names = []
+    for name in LOSSES.names():
+        try:
+            loss = create_loss(name, embed_dim=4, num_classes=3)
+        except FacevoxError:  # pair losses take no embed_dim / num_classes
+            continue
+        if not getattr(loss, "pair_loss", False):
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("loss", _registered_losses())
+def test_every_embedding_loss_trains_on_generated_audio(loss, corpus, tmp_path):
+    from facevox.tasks.speaker.train import train_speaker
+
+    cfg = load_config(SpeakerConfig, None, [*TINY, "train.max_steps=3", f"data.train={corpus}", f"loss.name={loss}",
+                                            "data.per_speaker=2", "loss.margin_warmup_epochs=1",
+                                            "model.backbone=xvector", "model.backbone_kwargs={channels: 16}"])
+    train_speaker(cfg, tmp_path, resume=False)
+    rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(np.isfinite(r["loss"]) for r in rows)
+
+
+BACKBONES = {  # tiny sizes: only "does it train on real waveforms without NaN" is asked here
+    "xvector": {"channels": 16, "embed_dim": 8},
+    "resnet18_thin": {"base_width": 4, "embed_dim": 8},
+    "resnet34_thin": {"base_width": 4, "embed_dim": 8},
+    "ecapa_tdnn": {"channels": 16, "mfa_channels": 32, "embed_dim": 8},
+    "siamese_cnn": {"width": 0.125, "embed_dim": 8},
+    "voice_encoder": {"hidden_size": 16, "num_layers": 1, "embed_dim": 8},
+}
+
+
+def test_backbone_list_covers_every_registered_speaker_backbone():
+    from facevox.registry import MODELS
+
+    waveform_models = {"speaker_embedder", "speaker_pair", "speaker_siamese", "mlp", "pair_alexnet"}
+    assert set(MODELS.names()) - waveform_models == set(BACKBONES)
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_every_embedding_backbone_trains_on_generated_audio(backbone, corpus, tmp_path):
+    from facevox.tasks.speaker.train import train_speaker
+
+    kwargs = "{" + ", ".join(f"{k}: {v}" for k, v in BACKBONES[backbone].items()) + "}"
+    features = "resemblyzer_mel" if backbone == "voice_encoder" else "fbank"
+    cfg = load_config(SpeakerConfig, None, [*TINY, "train.max_steps=3", f"data.train={corpus}",
+                                            f"model.backbone={backbone}", f"model.backbone_kwargs={kwargs}",
+                                            f"model.features={features}", "model.n_mels=40", "model.specaugment=true"])
+    train_speaker(cfg, tmp_path, resume=False)
+    rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(np.isfinite(r["loss"]) for r in rows)

@@ -36,22 +36,27 @@ def _scaled(count: int, width: float) -> int:
     return max(1, round(count * width))
 
 
-def alexnet_features(in_channels: int, width: float) -> nn.Sequential:
-    """AlexNet's conv trunk: (B, in_channels, F, T) -> (B, C, 6, 6) with C = 256 * width."""
+def alexnet_features(in_channels: int, width: float, batchnorm: bool = True) -> nn.Sequential:
+    """AlexNet's conv trunk: (B, in_channels, F, T) -> (B, C, 6, 6) with C = 256 * width.
+
+    ``batchnorm`` puts a BatchNorm after every convolution (before its ReLU). AlexNet predates
+    batch norm; without it, this net trained from scratch on log-spectrograms stays at chance
+    for thousands of steps (the seed's "modified AlexNet" does not say what was modified).
+    """
     c1, c2, c3, c4, c5 = (_scaled(c, width) for c in CONV_CHANNELS)
+
+    def conv(cin: int, cout: int, **kw: int) -> list[nn.Module]:
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, bias=not batchnorm, **kw)]
+        return layers + ([nn.BatchNorm2d(cout)] if batchnorm else []) + [nn.ReLU()]
+
     return nn.Sequential(
-        nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=2),
-        nn.ReLU(),
+        *conv(in_channels, c1, kernel_size=11, stride=4, padding=2),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        nn.Conv2d(c1, c2, kernel_size=5, padding=2),
-        nn.ReLU(),
+        *conv(c1, c2, kernel_size=5, padding=2),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        nn.Conv2d(c2, c3, kernel_size=3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(c3, c4, kernel_size=3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(c4, c5, kernel_size=3, padding=1),
-        nn.ReLU(),
+        *conv(c2, c3, kernel_size=3, padding=1),
+        *conv(c3, c4, kernel_size=3, padding=1),
+        *conv(c4, c5, kernel_size=3, padding=1),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         nn.AdaptiveAvgPool2d(POOL_GRID),
     )
@@ -60,9 +65,9 @@ def alexnet_features(in_channels: int, width: float) -> nn.Sequential:
 class PairAlexNet(nn.Module):
     """Same/different classifier: stacked spectrograms (B, 2, F, T) -> logits (B,), > 0 for "same"."""
 
-    def __init__(self, in_channels: int = 2, width: float = 0.5, dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int = 2, width: float = 0.5, dropout: float = 0.5, batchnorm: bool = True) -> None:
         super().__init__()
-        self.features = alexnet_features(in_channels, width)
+        self.features = alexnet_features(in_channels, width, batchnorm)
         flat, hidden = _scaled(CONV_CHANNELS[-1], width) * POOL_GRID[0] * POOL_GRID[1], _scaled(HIDDEN_UNITS, width)
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -86,9 +91,9 @@ class PairAlexNet(nn.Module):
 class SiameseCNN(nn.Module):
     """One Siamese branch: a spectrogram (B, in_dim, T) -> embedding (B, embed_dim)."""
 
-    def __init__(self, in_dim: int = 80, width: float = 0.5, embed_dim: int = 128) -> None:
+    def __init__(self, in_dim: int = 80, width: float = 0.5, embed_dim: int = 128, batchnorm: bool = True) -> None:
         super().__init__()
-        self.features = alexnet_features(1, width)
+        self.features = alexnet_features(1, width, batchnorm)
         flat, hidden = _scaled(CONV_CHANNELS[-1], width) * POOL_GRID[0] * POOL_GRID[1], _scaled(HIDDEN_UNITS, width)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, embed_dim))
         self.in_dim, self.embed_dim = in_dim, embed_dim
@@ -101,12 +106,14 @@ class SiameseCNN(nn.Module):
 
 
 @register_model("pair_alexnet")
-def pair_alexnet(*, in_channels: int = 2, width: float = 0.5, dropout: float = 0.5) -> PairAlexNet:
+def pair_alexnet(*, in_channels: int = 2, width: float = 0.5, dropout: float = 0.5,
+                 batchnorm: bool = True) -> PairAlexNet:
     """Seed paper's AlexNet pair classifier: stacked spectrograms (B, 2, F, T) -> same-speaker logits (B,)."""
-    return PairAlexNet(in_channels, width, dropout)
+    return PairAlexNet(in_channels, width, dropout, batchnorm)
 
 
 @register_model("siamese_cnn")
-def siamese_cnn(*, in_dim: int = 80, width: float = 0.5, embed_dim: int = 128) -> SiameseCNN:
+def siamese_cnn(*, in_dim: int = 80, width: float = 0.5, embed_dim: int = 128,
+                batchnorm: bool = True) -> SiameseCNN:
     """Seed paper's Siamese branch, an AlexNet-like CNN: spectrograms (B, in_dim, T) -> embeddings (B, embed_dim)."""
-    return SiameseCNN(in_dim, width, embed_dim)
+    return SiameseCNN(in_dim, width, embed_dim, batchnorm)

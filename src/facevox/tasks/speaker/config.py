@@ -40,6 +40,7 @@ class SpeakerLoss:
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     margin_warmup_epochs: float = 0.0  # margin ramps linearly from 0 over this many epochs
     l2sp: float = 0.0  # L2-SP: alpha/2 * ||w - w_pretrained||^2 on the backbone (Li et al. 2018)
+    imprint: bool = True  # pretrained models: class weights start at each speaker's mean embedding
 
 
 @dataclasses.dataclass

@@ -22,6 +22,7 @@ from facevox.fileio import atomic_write_text
 from facevox.report import verification_report
 from facevox.tasks.speaker.corpus import Trial, read_corpus, read_trials
 from facevox.tasks.speaker.scoring import (
+    MIN_SCORING_SECONDS,
     Calibration,
     EmbeddingCache,
     WaveEmbedder,
@@ -109,7 +110,7 @@ class SpeakerScorer:
                      asnorm_top_k: int = 0, cache: bool = True) -> np.ndarray:
         files = [resolve(root, n) for t in trials for n in (t.a, t.b)]
         if self.kind == "pair":
-            waves = {f: load_audio(f, SAMPLE_RATE) for f in dict.fromkeys(files)}
+            waves = {f: load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in dict.fromkeys(files)}
             return np.array([self.pair(waves[resolve(root, t.a)], waves[resolve(root, t.b)]) for t in trials])
         store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
         emb = embed_files(files, self.embed, store)
@@ -132,7 +133,7 @@ class SpeakerScorer:
         return np.stack([_unit(np.mean([emb[u.path] for u in us], axis=0)) for us in corpus.by_speaker().values()])
 
     def verify(self, a: Path, b: Path) -> dict[str, Any]:
-        wa, wb = load_audio(a, SAMPLE_RATE), load_audio(b, SAMPLE_RATE)
+        wa, wb = (load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in (a, b))
         score = self.pair(wa, wb) if self.kind == "pair" else float(_unit(self.embed(wa)) @ _unit(self.embed(wb)))
         out: dict[str, Any] = {"score": score}
         if self.calibration is not None:

@@ -25,6 +25,7 @@ from facevox.tasks.speaker.corpus import Trial
 from facevox.train import autocast, resolve_precision
 
 SAMPLE_RATE = 16000
+MIN_SCORING_SECONDS = 0.5  # shorter recordings are an error naming the file, not a shape error deep in a model
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -97,7 +98,7 @@ class WaveEmbedder:
 
 
 def embed_files(files: Sequence[Path], embed: Callable[[np.ndarray], np.ndarray], cache: EmbeddingCache | None = None,
-                min_seconds: float = 0.0, progress: bool = True) -> dict[Path, np.ndarray]:
+                min_seconds: float = MIN_SCORING_SECONDS, progress: bool = True) -> dict[Path, np.ndarray]:
     """Embeddings of audio files (each decoded once), reusing and filling ``cache``."""
     out: dict[Path, np.ndarray] = {}
     unique = list(dict.fromkeys(Path(f) for f in files))

@@ -55,6 +55,21 @@ class L2SP(nn.Module):
         return 0.5 * self.alpha * sum(((p - p0) ** 2).sum() for p, p0 in zip(self.params, self.start, strict=True))
 
 
+@torch.no_grad()
+def imprint_class_weights(head: nn.Module, model: nn.Module, waves: Waves, seconds: float = 6.0) -> None:
+    """Set each class weight to the speaker's mean normalised embedding ("weight imprinting",
+    Qi, Brown and Lowe, CVPR 2018), so fine-tuning a pretrained encoder starts from a head that
+    already agrees with it instead of sending random-head gradients into the pretrained weights."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(head.weight.shape, dtype=torch.float32)
+    for i in range(len(waves)):
+        wave = torch.from_numpy(waves.wave(i)[: int(seconds * SAMPLE_RATE)])[None]
+        sums[int(waves.labels[i])] += torch.nn.functional.normalize(model(wave).float(), dim=1)[0]
+    head.weight.copy_(torch.nn.functional.normalize(sums, dim=1).to(head.weight.dtype))
+    model.train(was_training)
+
+
 def _margin_warmup(loss: nn.Module, target: float, warmup_steps: int):
     def hook(step: int) -> None:
         loss.margin = target * min(1.0, step / warmup_steps) if warmup_steps > 0 else target
@@ -88,6 +103,8 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
                                f"got '{cfg.loss.name}'", "loss.name")
         dataset = PairDataset(waves, cfg.pair.crop_samples, cfg.pair.pairs_per_epoch, cfg.pair.target_fraction,
                               augment)
+    if cfg.model.pretrained != "none" and cfg.loss.imprint and hasattr(head, "weight"):
+        imprint_class_weights(head, model, waves)
     l2sp = L2SP(model.backbone, cfg.loss.l2sp) if cfg.loss.l2sp > 0 else None
     both = nn.ModuleDict({"model": model, "head": head})
     kind = cfg.model.kind
