@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from facevox.config import TrainConfig, load_config
-from facevox.tasks.speaker.config import PairSettings, ScoringSettings, SpeakerConfig, SpeakerData, SpeakerLoss
-from facevox.tasks.speaker.config import SpeakerModel
+from facevox.tasks.speaker.config import (
+    PairSettings,
+    ScoringSettings,
+    SpeakerConfig,
+    SpeakerData,
+    SpeakerLoss,
+    SpeakerModel,
+)
 
 
 @dataclasses.dataclass
@@ -53,7 +59,8 @@ def run_demo(out: Path, recipe: str | None = None, overrides: list[str] | tuple[
     cfg = load_config(DemoConfig, recipe, overrides)
     build_model(cfg.speaker)  # check the model settings before writing anything
     c = cfg.corpus
-    print(f"demo: synthesising {c.train_speakers} training and {c.test_speakers} test speakers (cached after the first run)")
+    print(f"demo: synthesising {c.train_speakers} training and {c.test_speakers} test speakers "
+          "(cached after the first run)")
     train_root = make_corpus(out / "corpus" / "train", c.train_speakers, c.train_utterances, c.seconds, seed=c.seed)
     test_root = make_corpus(out / "corpus" / "test", c.test_speakers, c.test_utterances, c.seconds, seed=c.seed + 1)
     trials = write_trials(out / "corpus" / "test_trials.txt", make_trials(read_corpus(test_root), mode="all"))

@@ -176,7 +176,8 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
         extra["cllr"] = float(0.5 / np.log(2) * (np.mean(np.logaddexp(0, -llr[labels == 1]))
                                                  + np.mean(np.logaddexp(0, llr[labels == 0]))))
         notes.append(f"Stored threshold {cal.threshold:.4f} was chosen for FAR {cal.target_far:g} on "
-                     f"{cal.n_target + cal.n_nontarget} held-out trials; cllr measures the calibration (lower is better).")
+                     f"{cal.n_target + cal.n_nontarget} held-out trials; "
+                     "cllr measures the calibration (lower is better).")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "scores.txt", "".join(
         f"{t.a} {t.b} {s:.6f} {'target' if t.label else 'nontarget'}\n" for t, s in zip(trials, scores, strict=True)))

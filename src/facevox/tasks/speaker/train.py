@@ -149,8 +149,9 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
 
-    extra: dict[str, Any] = {"kind": cfg.model.kind, "scoring": vars(cfg.scoring).copy(), "train_seconds": train_seconds,
-                             "train_speakers": len(waves.speakers), "train_utterances": len(waves),
+    extra: dict[str, Any] = {"kind": cfg.model.kind, "scoring": vars(cfg.scoring).copy(),
+                             "train_seconds": train_seconds, "train_speakers": len(waves.speakers),
+                             "train_utterances": len(waves),
                              "skipped_files": [f"{p}: {why}" for p, why in waves.skipped]}
     metrics: dict[str, Any] = {}
     if calib_utts and kind != "pair":
