@@ -8,8 +8,8 @@ training throughput in fp32 and bf16.
   Real-time factor = seconds of compute / seconds of audio (lower is faster).
 - Batch: 3-second segments of the same files, 32 at a time.
 - Training: crops per second through the shared Trainer on train-clean-100 with the model's
-  own recipe settings, fp32 against bf16 autocast (``--steps`` optimiser steps each, after 3
-  warm-up steps).
+  own recipe settings (augmentation included), fp32 against bf16 autocast: the Trainer's
+  running average over ``--steps`` + 3 optimiser steps each.
 """
 
 from __future__ import annotations

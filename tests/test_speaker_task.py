@@ -355,3 +355,35 @@ def test_every_embedding_backbone_trains_on_generated_audio(backbone, corpus, tm
     train_speaker(cfg, tmp_path, resume=False)
     rows = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(np.isfinite(r["loss"]) for r in rows)
+
+
+LIBRISPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech" / "test-other"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not LIBRISPEECH.is_dir(), reason="needs ../shared/data/librispeech")
+def test_shipped_resemblyzer_weights_in_tree_separate_real_speakers(tmp_path):
+    """The in-tree encoder with Resemblyzer's shipped weights, scored the facevox way, on 4 real
+    LibriSpeech test-other speakers x 3 utterances (all 66 pairs)."""
+    pytest.importorskip("resemblyzer")
+    from facevox.nets.voice_encoder import load_resemblyzer_weights
+    from facevox.registry import create_model
+    from facevox.tasks.speaker.evaluate import SpeakerScorer
+
+    speakers = sorted(p for p in LIBRISPEECH.iterdir() if p.is_dir())[:4]
+    corpus = tmp_path / "real"
+    for spk in speakers:
+        (corpus / spk.name).mkdir(parents=True)
+        for f in sorted(spk.glob("*.flac"))[:3]:
+            (corpus / spk.name / f.name).symlink_to(f)
+    model = create_model("speaker_embedder", backbone="voice_encoder", features="resemblyzer_mel")
+    load_resemblyzer_weights(model.backbone)
+    from facevox.checkpoint import ModelCard, save_model
+
+    folder = save_model(tmp_path / "model", model, config={}, extra={"scoring": {"window_seconds": 1.6}},
+                        card=ModelCard(task="test", data="none", licence="MIT"))
+    trials = make_trials(read_corpus(corpus), mode="all")
+    scores = SpeakerScorer(folder).score_trials(trials, corpus, cache=False)
+    labels = np.array([t.label for t in trials])
+    # every same-speaker pair scores above every different-speaker pair but at most two
+    assert np.sum(scores[labels == 0][:, None] >= scores[labels == 1][None, :]) <= 2
