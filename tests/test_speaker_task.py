@@ -387,3 +387,39 @@ def test_shipped_resemblyzer_weights_in_tree_separate_real_speakers(tmp_path):
     labels = np.array([t.label for t in trials])
     # every same-speaker pair scores above every different-speaker pair but at most two
     assert np.sum(scores[labels == 0][:, None] >= scores[labels == 1][None, :]) <= 2
+
+
+def test_hard_negatives_by_nearest_embedding(corpus):
+    c = read_corpus(corpus)
+    # speakers on a line: each one's nearest neighbours are the speakers next to it
+    emb = {s: np.array([np.cos(0.3 * i), np.sin(0.3 * i)]) for i, s in enumerate(c.speakers)}
+    trials = make_trials(c, mode="sampled", n=80, target_fraction=0.25, hard_negatives="nearest",
+                         embeddings=emb, seed=0)
+    index = {s: i for i, s in enumerate(c.speakers)}
+    gaps = [abs(index[t.a.split("/")[0]] - index[t.b.split("/")[0]]) for t in trials if not t.label]
+    # the default 3 nearest: within 2 places in the middle, within 3 at the two ends
+    assert len(gaps) == 60 and max(gaps) <= 3 and np.mean(np.array(gaps) <= 2) > 0.7
+    ends = [t for t in trials if not t.label and {t.a.split("/")[0], t.b.split("/")[0]} == {"spk000", "spk005"}]
+    assert not ends  # the two farthest speakers are never paired
+    with pytest.raises(FacevoxError, match="need a model"):
+        make_trials(c, mode="sampled", n=10, hard_negatives="nearest")
+
+
+def test_librispeech_speakers_txt_metadata(tmp_path):
+    from facevox.tasks.speaker.corpus import read_metadata
+
+    path = tmp_path / "SPEAKERS.TXT"
+    path.write_text(";ID  |SEX| SUBSET           |MINUTES| NAME\n14   | F | train-clean-360  | 25.03 | A\n"
+                    "17   | M | train-clean-360  | 25.04 | B\n")
+    assert read_metadata(path, "sex") == {"14": "f", "17": "m"}
+    path.write_text("nothing here\n")
+    with pytest.raises(FacevoxError, match="no speaker metadata"):
+        read_metadata(path, "sex")
+
+
+def test_cli_trials_with_nearest_hard_negatives(corpus, tiny_model, tmp_path):
+    out = tmp_path / "hard.txt"
+    done = facevox("speaker", "trials", str(corpus), "--out", str(out), "--mode", "sampled", "--n", "30",
+                   "--hard-negatives", "nearest", "--model", str(tiny_model), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(read_trials(out)) == 30

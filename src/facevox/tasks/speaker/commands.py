@@ -84,7 +84,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     def scorer_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="model folder (OUT/model of speaker train)")
         p.add_argument("--backend", default="model", choices=["model", "resemblyzer"],
-                       help="'resemblyzer': its pretrained encoder as shipped (needs make setup-extras)")
+                       help="'resemblyzer': its pretrained encoder as shipped (make setup installs it)")
 
     p = sub.add_parser("eval", help="score a trial list: EER, minDCF, DET/ROC, HTML report",
                        description="Evaluate on a VoxCeleb-format trial list ('1 a.wav b.wav' per line).")

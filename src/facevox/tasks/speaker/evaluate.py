@@ -45,7 +45,8 @@ class ResemblyzerEmbedder:
         try:
             from resemblyzer import VoiceEncoder, preprocess_wav
         except ImportError as err:
-            raise FacevoxError(f"the resemblyzer backend needs the package: make setup-extras ({err})",
+            raise FacevoxError(f"the resemblyzer backend needs the package: pip install resemblyzer 'setuptools<81' "
+                               f"({err})",
                                "--backend") from None
         self.encoder = VoiceEncoder("cpu", verbose=False)
         self.preprocess = preprocess_wav
