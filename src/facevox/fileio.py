@@ -8,9 +8,11 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from facevox.errors import FacevoxError
 
 
 @contextlib.contextmanager
@@ -95,3 +97,47 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def list_files(root: str | Path, extensions: tuple[str, ...], kind: str) -> list[Path]:
+    """All files under ``root`` (recursive, sorted) whose extension is in ``extensions``, case-insensitively.
+
+    Hidden files and folders (names starting with ``.``) are left out: they include the ``._x.wav``
+    metadata files macOS leaves on shared drives, which carry a data extension but hold no data.
+    ``kind`` ("audio", "image") names what was looked for in the error for a folder with none.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FacevoxError("folder not found", where=root)
+    if not root.is_dir():
+        raise FacevoxError("not a folder", where=root)
+    found = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in extensions
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+    if not found:
+        raise FacevoxError(f"no {kind} files ({', '.join(extensions)}) under this folder", where=root)
+    return found
+
+
+def load_each(paths: Iterable[str | Path], load: Callable[[Path], Any],
+              skip_bad: bool = False) -> tuple[list[Any], list[tuple[Path, str]]]:
+    """``load`` every path; returns ``(loaded, bad)``, ``loaded`` in the order of ``paths``.
+
+    With ``skip_bad`` a file whose ``load`` raises :class:`FacevoxError` is left out and listed
+    in ``bad`` as ``(path, problem)``, so the caller can print one summary; without it the first
+    bad file raises.
+    """
+    loaded: list[Any] = []
+    bad: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            loaded.append(load(Path(path)))
+        except FacevoxError as err:
+            if not skip_bad:
+                raise
+            bad.append((Path(path), err.problem))
+    return loaded, bad

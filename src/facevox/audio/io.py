@@ -19,7 +19,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_path
+from facevox.fileio import atomic_path, list_files, load_each
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -86,26 +86,8 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
 
 
 def list_audio_files(root: str | Path) -> list[Path]:
-    """All audio files under ``root`` (recursive, sorted), matched by extension, case-insensitively.
-
-    Hidden files and folders (names starting with ``.``) are left out: they include the ``._x.wav``
-    metadata files macOS leaves on shared drives, which carry an audio extension but hold no audio.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise FacevoxError("folder not found", where=root)
-    if not root.is_dir():
-        raise FacevoxError("not a folder", where=root)
-    found = sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.is_file()
-    )
-    if not found:
-        raise FacevoxError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under this folder", where=root)
-    return found
+    """All audio files under ``root`` (recursive, sorted, hidden ones left out; see :func:`list_files`)."""
+    return list_files(root, AUDIO_EXTENSIONS, "audio")
 
 
 def load_many(
@@ -120,16 +102,7 @@ def load_many(
     ``(path, problem)`` so the caller can print one summary; without it the first bad file raises.
     ``waves`` keeps the order of ``paths``.
     """
-    waves: list[np.ndarray] = []
-    bad: list[tuple[Path, str]] = []
-    for path in paths:
-        try:
-            waves.append(load_audio(path, sample_rate=sample_rate, min_seconds=min_seconds))
-        except FacevoxError as err:
-            if not skip_bad:
-                raise
-            bad.append((Path(path), err.problem))
-    return waves, bad
+    return load_each(paths, lambda p: load_audio(p, sample_rate=sample_rate, min_seconds=min_seconds), skip_bad)
 
 
 def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = 16000) -> Path:

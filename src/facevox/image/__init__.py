@@ -1,0 +1,1 @@
+"""Images: decoding (io.py); alignment and augmentation come with the face tasks."""
