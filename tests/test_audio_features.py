@@ -238,3 +238,29 @@ def test_wave_augment_deterministic_and_keeps_length():
     assert np.array_equal(plain(wave, np.random.default_rng(0)), wave)
     with pytest.raises(ValueError, match="noise_prob"):
         aug.WaveAugment(noise_prob=1.5)
+
+
+def test_wave_augment_speed_crop_has_no_wrap_seam():
+    from facevox.audio.augment import WaveAugment, speed_perturb
+
+    aug = WaveAugment(speed_prob=1.0, speeds=(1.1,))
+    wave = np.random.default_rng(1).standard_normal(aug.input_length(4000)).astype(np.float32)
+    fast = speed_perturb(wave, 1.1)
+    assert len(fast) >= 4000
+    for seed in range(5):
+        out = aug(wave, np.random.default_rng(seed), 4000)
+        assert out.shape == (4000,)
+        # the output is one contiguous window of the sped-up wave: no end-to-start wrap
+        starts = np.flatnonzero(np.isclose(fast[: len(fast) - 3999], out[0]))
+        assert any(np.allclose(fast[s : s + 4000], out) for s in starts)
+
+
+def test_wave_augment_noise_keeps_length_and_snr():
+    from facevox.audio.augment import WaveAugment
+
+    wave = np.sin(np.linspace(0, 200, 8000)).astype(np.float32)
+    aug = WaveAugment(noise_prob=1.0, snr_db=(10.0, 10.0))
+    out = aug(wave, np.random.default_rng(0))
+    noise = out - wave
+    assert out.shape == wave.shape
+    assert 10 * np.log10(np.mean(wave**2) / np.mean(noise**2)) == pytest.approx(10.0, abs=0.5)

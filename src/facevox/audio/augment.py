@@ -78,8 +78,9 @@ class WaveAugment:
     ``aug(wave, rng)`` applies, in order: with probability ``speed_prob`` a speed factor drawn from
     ``speeds``; with probability ``noise_prob`` noise at an SNR uniform in ``snr_db`` (a random
     piece of a random ``noise_bank`` entry, else coloured noise with a random exponent in [0, 2]);
-    a gain uniform in ``gain_db``. The output has the length of the input: after a speed change it
-    is cropped or wrap-padded back, so batches of fixed-length crops stay fixed-length.
+    a gain uniform in ``gain_db``. The output has the length of the input (or ``length``): after a
+    speed change it is cropped, or wrap-padded when too short, so batches of fixed-length crops stay
+    fixed-length; pass ``input_length(length)`` samples to never wrap.
     """
 
     noise_prob: float = 0.0
@@ -98,12 +99,20 @@ class WaveAugment:
         if any(len(n) == 0 for n in self.noise_bank):
             raise ValueError("noise_bank holds an empty noise")
 
-    def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def input_length(self, length: int) -> int:
+        """Samples to pass in for an output of ``length`` with no wrap-padding after the fastest speed."""
+        fastest = max(self.speeds) if self.speed_prob > 0 else 1.0
+        return int(np.ceil(length * max(1.0, fastest))) + 1
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator, length: int | None = None) -> np.ndarray:
+        """Augmented ``wave``, ``length`` samples long (default: the input's length), cropped at random."""
         wave = np.asarray(wave, dtype=np.float32)
-        length = len(wave)
+        length = len(wave) if length is None else length
         if self.speed_prob > 0 and rng.random() < self.speed_prob:
             speed = float(self.speeds[int(rng.integers(len(self.speeds)))])
-            wave = random_crop(speed_perturb(wave, speed), length, rng)
+            wave = speed_perturb(wave, speed)
+        if len(wave) != length:
+            wave = random_crop(wave, length, rng)
         if self.noise_prob > 0 and rng.random() < self.noise_prob:
             if self.noise_bank:
                 noise = random_crop(self.noise_bank[int(rng.integers(len(self.noise_bank)))], length, rng)

@@ -45,6 +45,10 @@ class Waves:
     def wave(self, i: int) -> np.ndarray:
         return self.waves[i].astype(np.float32) / 32767.0
 
+    def crop(self, i: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A random ``length``-sample window of utterance ``i`` as float32 (cut before converting)."""
+        return random_crop(self.waves[i], length, rng).astype(np.float32) / np.float32(32767.0)
+
     def seconds(self) -> float:
         return sum(len(w) for w in self.waves) / SAMPLE_RATE
 
@@ -60,13 +64,12 @@ def augmented_crop(waves: Waves, i: int, length: int, augment: WaveAugment | Non
                    rng: np.random.Generator) -> np.ndarray:
     """Utterance ``i``, augmented (noise, speed) when asked, cut to ``length`` samples at a random position.
 
-    A random piece a little longer than the crop (room for speed perturbation) is cut first and
-    augmented, not the whole utterance: the same distribution of crops for a fraction of the work.
+    A random piece just long enough for the fastest speed factor is cut first and augmented, not
+    the whole utterance: the same distribution of crops for a fraction of the work.
     """
-    wave = waves.wave(int(i))
-    if augment is not None:
-        wave = augment(random_crop(wave, int(length * 1.25) + 1, rng), rng)
-    return random_crop(wave, length, rng).astype(np.float32)
+    if augment is None:
+        return waves.crop(int(i), length, rng)
+    return augment(waves.crop(int(i), augment.input_length(length), rng), rng, length)
 
 
 class CropDataset(SeededDataset):

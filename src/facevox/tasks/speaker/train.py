@@ -52,6 +52,8 @@ class L2SP(nn.Module):
         self.start = [p.detach().clone() for p in self.params]
 
     def forward(self) -> torch.Tensor:
+        if self.start and self.start[0].device != self.params[0].device:  # the Trainer moved the model
+            self.start = [p0.to(p.device) for p, p0 in zip(self.params, self.start, strict=True)]
         return 0.5 * self.alpha * sum(((p - p0) ** 2).sum() for p, p0 in zip(self.params, self.start, strict=True))
 
 
