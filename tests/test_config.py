@@ -115,3 +115,9 @@ def test_nested_sections_merge_into_the_parents_defaults(tmp_path):
     assert cfg.inner.model.name == "resnet"
     assert cfg.inner.model.kwargs == {"width": 2}  # a mapping value is replaced whole, not merged
     assert Outer().inner.train.batch_size == TrainConfig().batch_size  # the default was not mutated
+
+
+def test_an_empty_section_keeps_the_parents_defaults(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("inner:\n  train:\n")
+    assert load_config(Outer, recipe, []).inner.train.epochs == 7

@@ -299,7 +299,9 @@ def test_training_on_a_corpus_with_bad_files(corpus, tmp_path):
 
 def test_unknown_recipe_keys_and_kinds_are_one_line_errors(corpus, tmp_path):
     for extra in (["--set", "model.kind=triplet"], ["--set", "loss.name=aam_softmax", "--set", "model.kind=pair"],
-                  ["--set", "data.calib_speakers=9"]):
+                  ["--set", "data.calib_speakers=9"], ["--set", "data.calib_speakers=1"],
+                  ["--set", "model.kind=siamese", "--set", "loss.name=pair_bce"], ["--set", "loss.name=contrastive"],
+                  ["--set", "data.noise_prob=2"], ["--set", "loss.name=sphereface2", "--set", "loss.kwargs={lam: 3}"]):
         done = facevox("speaker", "train", "--data", str(corpus), "--out", str(tmp_path / "r"), *extra, cwd=tmp_path)
         assert done.returncode == 2, (extra, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
@@ -423,3 +425,35 @@ def test_cli_trials_with_nearest_hard_negatives(corpus, tiny_model, tmp_path):
                    "--hard-negatives", "nearest", "--model", str(tiny_model), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(read_trials(out)) == 30
+
+
+def test_far_threshold_never_exceeds_the_target():
+    from facevox.tasks.speaker.scoring import far_threshold
+
+    rng = np.random.default_rng(0)
+    for n in (7, 50, 99, 1000):
+        non = rng.normal(size=n)
+        for far in (0.0, 0.01, 0.05, 0.5, 1.0):
+            t = far_threshold(non, far)
+            assert np.mean(non >= t) <= far + 1e-12
+            # and it is the lowest such threshold: one step lower accepts one more non-target too many
+            lower = np.max(non[non < t]) if np.any(non < t) else None
+            if lower is not None:
+                assert np.mean(non >= lower) > far
+    with pytest.raises(FacevoxError, match="target_far"):
+        far_threshold(np.zeros(3), 1.5)
+
+
+def test_eval_option_and_file_errors_come_first(corpus, tiny_model, tmp_path):
+    trials = write_trials(tmp_path / "t.txt", make_trials(read_corpus(corpus), mode="all")[:5])
+    base = ["speaker", "eval", str(trials), "--audio-root", str(corpus), "--model", str(tiny_model),
+            "--out", str(tmp_path / "e")]
+    for extra, words in ((["--cohort", str(corpus)], "--asnorm-top-k"), (["--asnorm-top-k", "5"], "cohort")):
+        done = facevox(*base, *extra, cwd=tmp_path)
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    missing = tmp_path / "m.txt"
+    missing.write_text("1 spk000/utt00.wav spk000/nope.wav\n0 spk000/utt00.wav spk001/utt00.wav\n")
+    done = facevox("speaker", "eval", str(missing), "--audio-root", str(corpus), "--model", str(tiny_model),
+                   "--out", str(tmp_path / "e2"), cwd=tmp_path)
+    assert done.returncode == 2 and "nope.wav: file not found" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -74,11 +74,15 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", bas
     kwargs = {}
     for name in (n for n in fields if n in data):
         value, tp, key = data[name], hints[name], f"{where}{name}"
+        if dataclasses.is_dataclass(tp) and value is None:
+            value = {}  # "train:" with nothing under it: the defaults, as for a missing section
         if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
             if base is not None:
                 default = getattr(base, name)
             elif fields[name].default_factory is not dataclasses.MISSING:
                 default = fields[name].default_factory()
+            elif fields[name].default is not dataclasses.MISSING:
+                default = fields[name].default
             else:
                 default = None
             kwargs[name] = from_dict(tp, value, key + ".", default)

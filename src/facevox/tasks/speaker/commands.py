@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from facevox.config import load_config
+from facevox.errors import FacevoxError
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -47,6 +48,8 @@ def _verify(args: argparse.Namespace) -> None:
 def _trials(args: argparse.Namespace) -> None:
     from facevox.tasks.speaker.corpus import make_trials, read_corpus, read_metadata, write_trials
 
+    if args.hard_negatives != "none" and args.mode != "sampled":
+        raise FacevoxError("hard negatives are for sampled trials (--mode sampled --n N)", "--hard-negatives")
     corpus = read_corpus(args.corpus)
     metadata = read_metadata(args.metadata, "sex") if args.metadata else None
     embeddings = None
@@ -66,6 +69,8 @@ def _speaker_means(args: argparse.Namespace, corpus) -> dict:
     from facevox.tasks.speaker.scoring import embed_files
 
     scorer = SpeakerScorer(args.model, args.backend)
+    if scorer.kind == "pair":
+        raise FacevoxError("nearest-speaker hard negatives need an embedding model, not a pair classifier", "--model")
     emb = embed_files([u.path for u in corpus.utterances], scorer.embed)
     return {s: np.mean([emb[u.path] for u in us], axis=0) for s, us in corpus.by_speaker().items()}
 

@@ -157,10 +157,16 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
              backend: str = "model", cohort: Path | None = None, asnorm_top_k: int = 0,
              cache: bool = True) -> dict[str, Any]:
     """Score a trial list and write metrics.json, plots, scores.txt and report.html to ``out``."""
+    if cohort is not None and asnorm_top_k <= 0:
+        raise FacevoxError("a cohort is only used by AS-norm: give --asnorm-top-k too", "--cohort")
+    if asnorm_top_k > 0 and cohort is None:
+        raise FacevoxError("AS-norm needs a cohort (--cohort FOLDER)", "--asnorm-top-k")
     trials = read_trials(trials_path)
     root = Path(audio_root) if audio_root is not None else Path(trials_path).parent
     scorer = SpeakerScorer(model, backend)
-    cohort_emb = scorer.cohort_embeddings(cohort, cache) if cohort is not None and asnorm_top_k > 0 else None
+    if asnorm_top_k > 0 and scorer.kind == "pair":
+        raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--asnorm-top-k")
+    cohort_emb = scorer.cohort_embeddings(cohort, cache) if cohort is not None else None
     scores = scorer.score_trials(trials, root, cohort_emb, asnorm_top_k, cache)
     labels = np.array([t.label for t in trials], dtype=np.int8)
     extra: dict[str, Any] = {"scorer": scorer.name, "n_trials": len(trials)}

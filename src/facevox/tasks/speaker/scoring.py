@@ -20,6 +20,7 @@ from torch import nn
 
 from facevox.audio.features import fixed_windows
 from facevox.audio.io import load_audio
+from facevox.errors import FacevoxError
 from facevox.fileio import atomic_path
 from facevox.tasks.speaker.corpus import Trial
 from facevox.train import autocast, resolve_precision
@@ -54,6 +55,8 @@ class EmbeddingCache:
         return f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
     def get(self, file: Path) -> np.ndarray | None:
+        if not file.is_file():  # not cached; decoding it then raises the one-line error naming it
+            return None
         return self.data.get(self.key(file))
 
     def put(self, file: Path, emb: np.ndarray) -> None:
@@ -172,6 +175,19 @@ class Calibration:
         return dict(vars(self))
 
 
+def far_threshold(nontarget: np.ndarray, target_far: float) -> float:
+    """The lowest threshold whose false-accept rate (share of non-target scores >= it) is <= ``target_far``."""
+    if not 0.0 <= target_far <= 1.0:
+        raise FacevoxError(f"must be in [0, 1], got {target_far}", "scoring.target_far")
+    desc = np.sort(np.asarray(nontarget, float))[::-1]
+    if len(desc) == 0:
+        return 0.0
+    k = int(np.floor(target_far * len(desc) + 1e-9))  # at most k non-targets may be accepted
+    if k >= len(desc):
+        return float(desc[-1])
+    return float(np.nextafter(desc[k], np.inf))  # just above the (k+1)-th highest: it is rejected
+
+
 def fit_calibration(scores: np.ndarray, labels: np.ndarray, target_far: float) -> Calibration:
     """Fit the calibration and the threshold for ``target_far`` on development trials."""
     from scipy.optimize import minimize
@@ -183,7 +199,7 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, target_far: float) -
         return 0.5 * np.mean(np.logaddexp(0, -(p[0] * tar + p[1]))) + 0.5 * np.mean(np.logaddexp(0, p[0] * non + p[1]))
 
     res = minimize(objective, x0=np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
-    threshold = float(np.quantile(non, 1.0 - target_far, method="higher")) if len(non) else 0.0
+    threshold = far_threshold(non, target_far)
     return Calibration(float(res.x[0]), float(res.x[1]), threshold, target_far, len(tar), len(non))
 
 

@@ -42,6 +42,37 @@ def build_model(cfg: SpeakerConfig) -> nn.Module:
     return model
 
 
+PAIR_LOSSES = {"pair": "pair_bce", "siamese": "contrastive"}  # the loss each pair-trained kind takes
+
+
+def _check_settings(cfg: SpeakerConfig) -> None:
+    """Settings that would otherwise fail after the corpus is decoded, or after training."""
+    kind, loss = cfg.model.kind, cfg.loss.name
+    if kind in PAIR_LOSSES and loss != PAIR_LOSSES[kind]:
+        raise FacevoxError(f"model kind '{kind}' is trained with the '{PAIR_LOSSES[kind]}' loss, got '{loss}'",
+                           "loss.name")
+    if kind == "embedding" and loss in PAIR_LOSSES.values():
+        raise FacevoxError(f"'{loss}' trains pair models (model.kind pair or siamese), not embeddings", "loss.name")
+    if cfg.data.calib_speakers == 1:
+        raise FacevoxError("calibration needs at least 2 held-out speakers (for non-target trials)",
+                           "data.calib_speakers")
+    if cfg.data.calib_speakers > 0 and kind == "pair":
+        raise FacevoxError("the pair classifier is not calibrated (its logit is its decision); set 0",
+                           "data.calib_speakers")
+    for name in ("noise_prob", "speed_prob"):
+        if not 0.0 <= getattr(cfg.data, name) <= 1.0:
+            raise FacevoxError(f"must be in [0, 1], got {getattr(cfg.data, name)}", f"data.{name}")
+    if not 0.0 <= cfg.scoring.target_far <= 1.0:
+        raise FacevoxError(f"must be in [0, 1], got {cfg.scoring.target_far}", "scoring.target_far")
+
+
+def _make_loss(cfg: SpeakerConfig, **sizes: int) -> nn.Module:
+    try:
+        return create_loss(cfg.loss.name, **sizes, **cfg.loss.kwargs)
+    except ValueError as err:  # a value the loss rejects, e.g. lam outside (0, 1)
+        raise FacevoxError(str(err), "loss.kwargs") from None
+
+
 class L2SP(nn.Module):
     """alpha/2 * ||w - w0||^2 over the backbone (Li, Grandvalet and Davoine, ICML 2018)."""
 
@@ -84,6 +115,7 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     """Train the model described by ``cfg`` on ``cfg.data.train``; returns a summary dict."""
     if not cfg.data.train:
         raise FacevoxError("no training corpus given (set data.train to a folder or manifest)", "data.train")
+    _check_settings(cfg)
     corpus = read_corpus(cfg.data.train)
     train_utts, calib_utts = split_calibration(corpus, cfg.data.calib_speakers, seed=cfg.train.seed)
     seed_everything(cfg.train.seed)
@@ -93,16 +125,14 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     if cfg.data.noise_prob > 0 or cfg.data.speed_prob > 0:
         augment = make_augment(cfg.data.noise_prob, cfg.data.snr_db, cfg.data.speed_prob, waves)
 
+    if len(waves.speakers) < 2:
+        raise FacevoxError(f"training needs at least 2 speakers, found {len(waves.speakers)}", cfg.data.train)
     if cfg.model.kind == "embedding":
-        head = create_loss(cfg.loss.name, embed_dim=model.embed_dim, num_classes=len(waves.speakers),
-                           **cfg.loss.kwargs)
+        head = _make_loss(cfg, embed_dim=model.embed_dim, num_classes=len(waves.speakers))
         dataset = CropDataset(waves, int(cfg.data.crop_seconds * SAMPLE_RATE),
                               cfg.data.crops_per_epoch or len(waves), augment, cfg.data.per_speaker)
     else:
-        head = create_loss(cfg.loss.name, **cfg.loss.kwargs)
-        if not getattr(head, "pair_loss", False):
-            raise FacevoxError(f"model kind '{cfg.model.kind}' needs a pair loss (contrastive or pair_bce), "
-                               f"got '{cfg.loss.name}'", "loss.name")
+        head = _make_loss(cfg)
         dataset = PairDataset(waves, cfg.pair.crop_samples, cfg.pair.pairs_per_epoch, cfg.pair.target_fraction,
                               augment)
     if cfg.model.pretrained != "none" and cfg.loss.imprint and hasattr(head, "weight"):
