@@ -457,3 +457,19 @@ def test_eval_option_and_file_errors_come_first(corpus, tiny_model, tmp_path):
                    "--out", str(tmp_path / "e2"), cwd=tmp_path)
     assert done.returncode == 2 and "nope.wav: file not found" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("margin_type", "start"), [("additive", 0.0), ("multiplicative", 1.0)])
+def test_margin_warmup_starts_from_no_margin(margin_type, start):
+    from facevox.registry import create_loss
+    from facevox.tasks.speaker.train import _margin_warmup
+
+    loss = create_loss("sphereface2", embed_dim=4, num_classes=3, margin_type=margin_type)
+    target = float(loss.margin)
+    hook = _margin_warmup(loss, target, 10)
+    hook(0)
+    assert loss.margin == pytest.approx(start)
+    hook(5)
+    assert loss.margin == pytest.approx((start + target) / 2)
+    hook(20)
+    assert loss.margin == pytest.approx(target)

@@ -113,6 +113,8 @@ class SphereFace2(EmbeddingLoss):
             raise ValueError(f"t must be >= 1 (g'(z) is infinite at z = -1 below that), got {t}")
         self.scale, self.lam, self.t, self.margin_type = scale, lam, t, margin_type
         self.margin = DEFAULT_MARGINS[margin_type] if margin is None else margin
+        # the margin that means "none", where a warm-up starts: theta * 1 for the multiplicative type
+        self.neutral_margin = 1.0 if margin_type == "multiplicative" else 0.0
         b = initial_bias(num_classes, scale=scale, margin=self.margin, lam=lam, t=t, margin_type=margin_type)
         self.bias = nn.Parameter(torch.tensor(b))
 

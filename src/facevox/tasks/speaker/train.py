@@ -104,8 +104,13 @@ def imprint_class_weights(head: nn.Module, model: nn.Module, waves: Waves, secon
 
 
 def _margin_warmup(loss: nn.Module, target: float, warmup_steps: int):
+    """Step hook: the margin goes linearly from the loss's "no margin" value (0, or 1 for a
+    multiplicative margin: ``loss.neutral_margin``) to ``target`` over ``warmup_steps``."""
+    start = float(getattr(loss, "neutral_margin", 0.0))
+
     def hook(step: int) -> None:
-        loss.margin = target * min(1.0, step / warmup_steps) if warmup_steps > 0 else target
+        frac = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
+        loss.margin = start + (target - start) * frac
 
     return hook
 
