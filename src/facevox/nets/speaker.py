@@ -72,7 +72,7 @@ class SpeakerEmbedder(nn.Module):
 
 
 class SpeakerPair(nn.Module):
-    """(wave_a (B, T), wave_b (B, T)) -> same-speaker logit (B,); both waves have the same length."""
+    """Pairs (B, 2, T), or wave_a (B, T) and wave_b (B, T) as two arguments -> same-speaker logit (B,)."""
 
     def __init__(self, backbone: str, backbone_kwargs: dict[str, Any], features: str, n_mels: int,
                  specaugment: bool) -> None:
@@ -82,8 +82,7 @@ class SpeakerPair(nn.Module):
         self.backbone = create_model(backbone, in_channels=2, **backbone_kwargs)
         self.example_input_shape = (2, 8000)
 
-    def forward(self, pair: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-                wave_b: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, pair: torch.Tensor, wave_b: torch.Tensor | None = None) -> torch.Tensor:
         a, b = (pair[:, 0], pair[:, 1]) if wave_b is None else (pair, wave_b)
         fa, fb = self.specaugment(self.features(a)), self.specaugment(self.features(b))
         return self.backbone(torch.stack([fa, fb], dim=1)).reshape(-1)
