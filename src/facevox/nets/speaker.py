@@ -54,14 +54,21 @@ def make_features(kind: str, n_mels: int) -> nn.Module:
     raise ValueError(f"unknown features '{kind}'; valid: {', '.join(FEATURES)}")
 
 
-class SpeakerEmbedder(nn.Module):
+class _WaveModel(nn.Module):
+    """Features of the waveform (and SpecAugment in training), computed inside the model."""
+
+    def __init__(self, features: str, n_mels: int, specaugment: bool) -> None:
+        super().__init__()
+        self.features = make_features(features, n_mels)
+        self.specaugment = SpecAugment() if specaugment else nn.Identity()
+
+
+class SpeakerEmbedder(_WaveModel):
     """wave (B, T) float in [-1, 1] at 16 kHz -> embedding (B, D)."""
 
     def __init__(self, backbone: str, backbone_kwargs: dict[str, Any], features: str, n_mels: int,
                  specaugment: bool) -> None:
-        super().__init__()
-        self.features = make_features(features, n_mels)
-        self.specaugment = SpecAugment() if specaugment else nn.Identity()
+        super().__init__(features, n_mels, specaugment)
         self.backbone = create_model(backbone, in_dim=self.features.out_dim, **backbone_kwargs)
         self.embed_dim = self.backbone.embed_dim
         self.example_input_shape = (8000,)
@@ -71,14 +78,12 @@ class SpeakerEmbedder(nn.Module):
         return self.backbone(feats)
 
 
-class SpeakerPair(nn.Module):
+class SpeakerPair(_WaveModel):
     """Pairs (B, 2, T), or wave_a (B, T) and wave_b (B, T) as two arguments -> same-speaker logit (B,)."""
 
     def __init__(self, backbone: str, backbone_kwargs: dict[str, Any], features: str, n_mels: int,
                  specaugment: bool) -> None:
-        super().__init__()
-        self.features = make_features(features, n_mels)
-        self.specaugment = SpecAugment() if specaugment else nn.Identity()
+        super().__init__(features, n_mels, specaugment)
         self.backbone = create_model(backbone, in_channels=2, **backbone_kwargs)
         self.example_input_shape = (2, 8000)
 

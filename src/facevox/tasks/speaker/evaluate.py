@@ -31,6 +31,8 @@ from facevox.tasks.speaker.scoring import (
     embed_files,
     model_fingerprint,
     resolve,
+    trial_embeddings,
+    unit,
 )
 
 SAMPLE_RATE = 16000
@@ -115,9 +117,8 @@ class SpeakerScorer:
             return np.array([self.pair(waves[resolve(root, t.a)], waves[resolve(root, t.b)]) for t in trials])
         store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
         emb = embed_files(files, self.embed, store)
-        a = np.stack([emb[resolve(root, t.a)] for t in trials])
-        b = np.stack([emb[resolve(root, t.b)] for t in trials])
-        scores = np.sum(_unit(a) * _unit(b), axis=1)
+        a, b = trial_embeddings(trials, emb, root)
+        scores = np.sum(unit(a) * unit(b), axis=1)
         if asnorm_top_k > 0:
             if cohort is None:
                 raise FacevoxError("AS-norm needs a cohort (--cohort FOLDER)", "--asnorm-top-k")
@@ -131,11 +132,11 @@ class SpeakerScorer:
         corpus = read_corpus(cohort)
         store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
         emb = embed_files([u.path for u in corpus.utterances], self.embed, store)
-        return np.stack([_unit(np.mean([emb[u.path] for u in us], axis=0)) for us in corpus.by_speaker().values()])
+        return np.stack([unit(np.mean([emb[u.path] for u in us], axis=0)) for us in corpus.by_speaker().values()])
 
     def verify(self, a: Path, b: Path) -> dict[str, Any]:
         wa, wb = (load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in (a, b))
-        score = self.pair(wa, wb) if self.kind == "pair" else float(_unit(self.embed(wa)) @ _unit(self.embed(wb)))
+        score = self.pair(wa, wb) if self.kind == "pair" else float(unit(self.embed(wa)) @ unit(self.embed(wb)))
         out: dict[str, Any] = {"score": score}
         if self.calibration is not None:
             out["same"] = bool(score >= self.calibration.threshold)
@@ -147,10 +148,6 @@ class SpeakerScorer:
             out["threshold"] = 0.0
             out["probability"] = float(1 / (1 + np.exp(-score)))
         return out
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: str | Path | None = None,

@@ -120,12 +120,19 @@ def embed_files(files: Sequence[Path], embed: Callable[[np.ndarray], np.ndarray]
     return out
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows (or a vector) scaled to length 1; an all-zero embedding stays 0 instead of NaN."""
+    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
+def trial_embeddings(trials: Sequence[Trial], emb: dict[Path, np.ndarray], root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The two sides' embeddings of every trial: (N, D) each."""
+    return (np.stack([emb[resolve(root, t.a)] for t in trials]), np.stack([emb[resolve(root, t.b)] for t in trials]))
+
+
 def cosine_scores(trials: Sequence[Trial], emb: dict[Path, np.ndarray], root: Path) -> np.ndarray:
-    a = np.stack([emb[resolve(root, t.a)] for t in trials])
-    b = np.stack([emb[resolve(root, t.b)] for t in trials])
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return np.sum(a * b, axis=1)
+    a, b = trial_embeddings(trials, emb, root)
+    return np.sum(unit(a) * unit(b), axis=1)
 
 
 def resolve(root: Path, name: str) -> Path:
