@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from common import machine_header
 
 from facevox.config import load_config
 from facevox.fileio import atomic_write_text
@@ -42,16 +41,6 @@ SYSTEMS = {  # name -> (recipe, label in the table)
     "resemblyzer_finetune": ("resemblyzer_finetune.yaml", "Resemblyzer fine-tuned (AAM, L2-SP)"),
     "resemblyzer": (None, "Resemblyzer as it ships (pretrained, not trained here)"),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def pair_accuracy(scorer: SpeakerScorer, trials, root: Path, seed: int = 0) -> float:
@@ -126,8 +115,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     test_root = args.data / "test-other"
     trials_path = write_trials(args.out / "test_other_trials.txt", make_trials(read_corpus(test_root), mode="all"))
-    header = {"machine": f"{cpu_name()}, {torch.get_num_threads()} threads",
-              "torch": f"torch {torch.__version__}", "date": time.strftime("%Y-%m-%d")}
+    header = machine_header()
     results_file = args.out / "results.json"
     rows = json.loads(results_file.read_text())["results"] if results_file.is_file() else []
     for name in args.systems:

@@ -104,4 +104,8 @@ def _tiny_args(name: str) -> dict:
         "pair_alexnet": {"width": 0.125},
         "siamese_cnn": {"width": 0.125, "embed_dim": 16},
         "voice_encoder": {"hidden_size": 32, "num_layers": 2, "embed_dim": 16},
+        "resnet18": {"width": 8},
+        "resnet50": {"width": 8},
+        "spectral_logreg": {"size": 32},
+        "dcgan_generator": {"nz": 16, "ngf": 8},
     }.get(name, {})

@@ -117,7 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval-scores", help="output folder")
 
     planned = {
-        "fakeface": "train, eval, predict, explain",
         "face": "align, train, pairs, eval, verify",
         "invert": "train-encoder, run, eval",
     }
@@ -137,6 +136,10 @@ def _task_commands(group: str) -> Callable | None:
         from facevox.tasks.speaker.commands import add_commands
 
         return add_commands
+    if group == "fakeface":
+        from facevox.tasks.fakeface.commands import add_commands as add_fakeface
+
+        return add_fakeface
     return None
 
 

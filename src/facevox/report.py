@@ -223,6 +223,31 @@ def plot_confusion(matrix: ArrayLike, class_names: Sequence[str], path: str | Pa
     return _save(fig, path)
 
 
+def plot_bars(values: Mapping[str, Mapping[str, float]], path: str | Path, ylabel: str, title: str = "",
+              ylim: tuple[float, float] | None = None) -> Path:
+    """Grouped bars: ``values[category][series]``, one group of bars per category (e.g. AP per perturbation)."""
+    cats = list(values)
+    if not cats:
+        raise FacevoxError("no values to plot")
+    series = list(dict.fromkeys(k for c in cats for k in values[c]))
+    width = 0.8 / len(series)
+    fig = _figure(max(4.5, 0.9 * len(cats) * max(1, len(series) / 2) + 1.5), 3.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(cats))
+    for i, name in enumerate(series):
+        v = [values[c].get(name, np.nan) for c in cats]
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, v, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(x, cats, rotation=20 if len(cats) > 5 else 0)
+    ax.set(ylabel=ylabel, title=title)
+    if ylim:
+        ax.set_ylim(*ylim)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_reliability(probs: ArrayLike, labels: ArrayLike, path: str | Path, n_bins: int = 15) -> Path:
     """Reliability diagram: observed positive rate per probability bin, and the bin counts."""
     p, y = _binary(probs, labels)

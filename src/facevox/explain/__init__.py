@@ -8,7 +8,7 @@
 hooks when the ``with`` block ends.
 """
 
-from facevox.explain import gradient  # noqa: F401
+from facevox.explain import captum_methods, gradcam, gradient  # noqa: F401
 from facevox.explain.base import Explainer, class_score, create_explainer, embedding_similarity
 
 __all__ = ["Explainer", "class_score", "create_explainer", "embedding_similarity"]

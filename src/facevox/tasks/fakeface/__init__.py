@@ -1,0 +1,1 @@
+"""Detection of GAN-generated faces: data, training, evaluation, prediction and saliency."""

@@ -1,0 +1,106 @@
+"""``facevox fakeface ...``: train, eval, predict, explain. Each command is a thin call into the task."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facevox.config import load_config
+
+
+def _train(args: argparse.Namespace) -> None:
+    from facevox.tasks.fakeface.config import FakefaceConfig
+    from facevox.tasks.fakeface.train import train_fakeface
+
+    overrides = list(args.overrides)
+    overrides += [f"data.source={args.data}"] if args.data else []
+    overrides += [f"data.split={args.split}"] if args.split else []
+    cfg = load_config(FakefaceConfig, args.recipe, overrides)
+    result = train_fakeface(cfg, Path(args.out), resume=not args.restart, licence=args.licence)
+    line = f"model: {result['model']}  (trained in {result['train_seconds']:.0f} s)"
+    if "test" in result:
+        t = result["test"]
+        line += f"\ntest: AP {t['average_precision']:.4f}  ROC-AUC {t['roc_auc']:.4f}  accuracy {t['accuracy']:.4f}"
+        line += f"\nreport: {Path(args.out) / 'eval' / 'report.html'}"
+    print(line)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from facevox.tasks.fakeface.evaluate import evaluate_detector
+
+    m = evaluate_detector(args.model, args.data, args.out, split=args.split, perturb=args.perturb,
+                          skip_bad=args.skip_bad, batch_size=args.batch_size, precision=args.precision)
+    print(f"AP {m['average_precision']:.4f}  ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
+          f"(best {m['best_accuracy']:.4f} at {m['best_threshold']:.3f})  ECE {m['ece']:.4f}")
+    print(f"report: {Path(args.out) / 'report.html'}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from facevox.tasks.fakeface.predict import predict, write_predictions
+
+    rows, bad = predict(args.model, args.paths, batch_size=args.batch_size, precision=args.precision,
+                        skip_bad=args.skip_bad)
+    if args.out:
+        write_predictions(args.out, rows)
+        print(f"{len(rows)} predictions -> {args.out}")
+    else:
+        for r in rows:
+            print(f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}")
+    for path, why in bad:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+
+
+def _explain(args: argparse.Namespace) -> None:
+    from facevox.tasks.fakeface.predict import explain_images
+
+    written = explain_images(args.model, args.images, args.out, methods=args.methods, target=args.target)
+    print(f"{len(written)} figure(s) in {args.out}")
+
+
+def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
+    """Register the fakeface commands on the ``facevox fakeface`` sub-parser."""
+    from facevox.tasks.fakeface.saliency import METHODS
+
+    p = sub.add_parser("train", help="train a detector (ResNet-50/18 or the spectral baseline)",
+                       description="Train a GAN-face detector; the test split is scored at the end.")
+    p.add_argument("--recipe", help="YAML recipe, e.g. recipes/fakeface/resnet50_seed.yaml")
+    p.add_argument("--data", help="folder with real/ and fake/, or CSV manifest path,label[,groups]")
+    p.add_argument("--split", help="split file to reuse (created there on first use; default OUT/split.csv)")
+    p.add_argument("--out", default="runs/fakeface", help="run folder; the model is saved in OUT/model")
+    p.add_argument("--licence", default="unknown", help="licence of the training data, for the model card")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
+    add_set(p)
+    p.set_defaults(handler=_train)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="model folder (OUT/model of fakeface train)")
+        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+        p.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
+
+    p = sub.add_parser("eval", help="metrics, per-group audit, gallery and saliency report",
+                       description="Evaluate a detector on a split file (its test split) or a labelled folder.")
+    p.add_argument("--data", required=True, help="split file (uses --split), real/+fake/ folder or manifest")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--perturb", action="store_true", help="also score under JPEG 95/75/50, blur 1/2, downscale 2")
+    p.add_argument("--out", default="runs/fakeface-eval")
+    common(p)
+    p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("predict", help="real or fake? label and confidence per image",
+                       description="Label images (files or folders) as real or fake.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--out", help="write predictions to this .json or .csv instead of printing them")
+    common(p)
+    p.set_defaults(handler=_predict)
+
+    p = sub.add_parser("explain", help="saliency overlays: gradient, Guided Backprop, Grad-CAM, IG",
+                       description="Write saliency overlays of the detector's decision for each image.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--out", default="runs/fakeface-explain")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--target", default="predicted", choices=["predicted", "fake", "real"],
+                   help="the score to explain (default: the predicted class's)")
+    p.set_defaults(handler=_explain)

@@ -1,0 +1,123 @@
+"""``fakeface predict``: label and confidence per image, and ``fakeface explain``: saliency overlays."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facevox.errors import FacevoxError
+from facevox.fileio import atomic_write_text
+from facevox.image.io import list_image_files, load_image
+from facevox.tasks.fakeface.data import CLASSES
+from facevox.tasks.fakeface.scoring import Detector
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to the images under them (recursive, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += list_image_files(p)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FacevoxError("file not found", p)
+    if not out:
+        raise FacevoxError("no images given")
+    return out
+
+
+def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: int = 32, precision: str = "fp32",
+            skip_bad: bool = False, progress: bool = True) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    """One row per image: path, label (real/fake), confidence in that label, P(fake). Bad files are
+    an error, or (``skip_bad``) left out and returned as ``(path, problem)``."""
+    det = Detector.load(str(model_dir), batch_size=batch_size, precision=precision)
+    files = expand_paths(paths)
+    rows: list[dict[str, Any]] = []
+    bad: list[tuple[Path, str]] = []
+    bar = _bar(len(files)) if progress and len(files) > batch_size else None
+    for start in range(0, len(files), batch_size):
+        chunk, images = [], []
+        for f in files[start : start + batch_size]:
+            try:
+                images.append(load_image(f))
+                chunk.append(f)
+            except FacevoxError as err:
+                if not skip_bad:
+                    raise
+                bad.append((f, err.problem))
+        probs = det.probs(images) if images else np.zeros(0)
+        for f, pf in zip(chunk, probs, strict=True):
+            fake = bool(pf >= det.threshold)
+            rows.append({"path": str(f), "label": CLASSES[int(fake)], "confidence": float(pf if fake else 1 - pf),
+                         "p_fake": float(pf)})
+        if bar:
+            bar.update(len(files[start : start + batch_size]))
+    if bar:
+        bar.close()
+    return rows, bad
+
+
+class _bar:
+    """A one-line progress count on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.tty = total, 0, sys.stderr.isatty()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.tty or self.done == self.total:
+            end = "\r" if self.tty and self.done < self.total else "\n"
+            print(f"predict: {self.done}/{self.total} images", end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def write_predictions(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """``.json`` (a list of objects) or ``.csv`` by the file's suffix; written atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+    if path.suffix.lower() != ".csv":
+        raise FacevoxError("output must end in .json or .csv", path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["path", "label", "confidence", "p_fake"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def explain_images(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *,
+                   methods: Sequence[str], target: str = "predicted") -> list[Path]:
+    """Write OUT/<image>_saliency.png (image + one overlay per method) and OUT/saliency.png (all rows)."""
+    from facevox.explain.overlay import plot_saliency_grid
+    from facevox.tasks.fakeface.saliency import saliency_maps, usable_methods
+
+    det = Detector.load(str(model_dir))
+    files = expand_paths(paths)
+    images = det.prepare([load_image(f) for f in files])
+    chosen = usable_methods(det.model, methods)
+    if not chosen:
+        raise FacevoxError(f"none of {', '.join(methods)} applies to this model (Grad-CAM needs a CNN)", model_dir)
+    p = det.probs(images)
+    targets = [CLASSES[int(pi >= det.threshold)] if target == "predicted" else target for pi in p]
+    maps = saliency_maps(det.model, images, chosen, targets)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, f in enumerate(files):
+        title = f"{f.name}: P(fake) {p[i]:.2f}, explaining '{targets[i]}'"
+        name = f"{i:03d}_{f.stem}_saliency.png"
+        written.append(plot_saliency_grid([images[i]], {m: [maps[m][i]] for m in chosen}, out / name, [title]))
+    if len(files) > 1:
+        written.append(plot_saliency_grid(images, maps, out / "saliency.png",
+                                          [f"{f.name} P(fake) {pi:.2f}" for f, pi in zip(files, p, strict=True)]))
+    return written

@@ -1,0 +1,59 @@
+"""Scoring images with a detector: P(fake) per image, batched, optionally in bf16."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from facevox.image.transforms import mask_region, resize_square, to_tensor
+from facevox.train import autocast, resolve_device, resolve_precision
+
+
+class Detector:
+    """A loaded detector: ``probs(arrays)`` -> P(fake) (N,) for uint8 RGB images of any size.
+
+    Images are resized to the model's ``load_size`` square (as in training), the training
+    ``mask`` box is greyed out, and the whole image is scored.
+    ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 where the hardware has it).
+    """
+
+    def __init__(self, model: nn.Module, load_size: int, threshold: float = 0.5, batch_size: int = 32,
+                 precision: str = "fp32", device: str = "auto", mask: tuple[float, ...] | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.channels_last = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.load_size, self.threshold, self.batch_size = load_size, threshold, batch_size
+        self.mask = tuple(mask) if mask else None
+        self.amp = resolve_precision(precision, self.device)
+
+    @classmethod
+    def load(cls, model_dir: str, **kwargs) -> Detector:
+        from facevox.checkpoint import read_model_folder
+
+        folder = read_model_folder(model_dir)
+        extra = folder.extra
+        return cls(folder.model, int(extra.get("load_size", 256)), float(extra.get("threshold", 0.5)),
+                   mask=extra.get("mask"), **kwargs)
+
+    def prepare(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Resized to the model's square and masked; a no-op for images already prepared."""
+        return [mask_region(resize_square(im, self.load_size), self.mask) for im in images]
+
+    @torch.no_grad()
+    def probs(self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            x = to_tensor(self.prepare(images[i : i + self.batch_size])).to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.amp):
+                logits = self.model(x).float()
+            out.append(torch.sigmoid(logits.reshape(len(x), -1)[:, 0]).cpu().numpy())
+            if progress:
+                progress(len(x))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

@@ -1,0 +1,128 @@
+"""Training a GAN-face detector: a CNN through the shared loop, or the spectral baseline by
+logistic regression; then the test split is scored and reported."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facevox.checkpoint import ModelCard, save_model
+from facevox.config import save_config
+from facevox.errors import FacevoxError
+from facevox.image.transforms import check_box
+from facevox.metrics import average_precision, best_accuracy
+from facevox.registry import create_model
+from facevox.tasks.fakeface.config import FakefaceConfig
+from facevox.tasks.fakeface.data import TrainImages, load_resized, split_for
+from facevox.tasks.fakeface.scoring import Detector
+from facevox.train import Trainer, seed_everything
+
+
+def build_model(cfg: FakefaceConfig) -> nn.Module:
+    if cfg.model.name == "spectral_logreg":
+        return create_model("spectral_logreg", size=cfg.data.load_size)
+    model = create_model(cfg.model.name, num_classes=1, dropout=cfg.model.dropout)
+    if cfg.model.pretrained:
+        from facevox.nets.resnet import load_torchvision_weights
+
+        load_torchvision_weights(model, cfg.model.pretrained)
+    return model
+
+
+def _check(cfg: FakefaceConfig) -> None:
+    d = cfg.data
+    if cfg.model.name != "spectral_logreg" and not 32 <= d.crop_size <= d.load_size:
+        raise FacevoxError(f"need 32 <= crop_size <= load_size, got {d.crop_size} and {d.load_size}", "data.crop_size")
+    d.augment.check()
+    check_box(d.mask, "data.mask")
+
+
+def split_file_of(cfg: FakefaceConfig, out: Path) -> Path:
+    return Path(cfg.data.split) if cfg.data.split else out / "split.csv"
+
+
+def train_fakeface(cfg: FakefaceConfig, out: Path, *, resume: bool = True, licence: str = "unknown",
+                   evaluate_test: bool = True) -> dict[str, Any]:
+    """Train on the train split of ``cfg.data``; save OUT/model; score the test split into OUT/eval."""
+    _check(cfg)
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg)  # before anything is written: a bad name or weights file leaves nothing
+    split_file = split_file_of(cfg, out)
+    splits = split_for(cfg.data.source, split_file, cfg.data.split_fractions, cfg.data.split_seed)
+    d = cfg.data
+    train_arrays, train_items = load_resized(splits["train"], d.load_size, d.skip_bad, d.mask)
+    val_arrays, val_items = load_resized(splits["val"], d.load_size, d.skip_bad, d.mask)
+    labels = np.array([it.label for it in train_items])
+    n_fake, n_real = int(labels.sum()), int((labels == 0).sum())
+    if min(n_fake, n_real) == 0:
+        raise FacevoxError(f"the train split needs both classes, has {n_real} real and {n_fake} fake", split_file)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    print(f"fakeface: training {cfg.model.name} on {n_real} real + {n_fake} fake images "
+          f"({len(val_items)} for validation), split {split_file}")
+
+    t0 = time.perf_counter()
+    if cfg.model.name == "spectral_logreg":
+        from facevox.tasks.fakeface.spectral import fit_spectral
+
+        fit_spectral(model, train_arrays, labels, balanced=d.balance != "none")
+    else:
+        _fit_cnn(model, cfg, out, train_arrays, labels, val_arrays, [it.label for it in val_items], resume)
+    train_seconds = time.perf_counter() - t0
+
+    val_metrics: dict[str, float] = {}
+    threshold = 0.5
+    if val_items and len({it.label for it in val_items}) == 2:
+        p = Detector(model, d.load_size, mask=d.mask).probs(val_arrays)
+        y = np.array([it.label for it in val_items])
+        val_metrics = {"val_average_precision": float(average_precision(p, y)),
+                       "val_best_threshold": float(best_accuracy(p, y)[1])}
+    extra = {"task": "fakeface", "classes": ["real", "fake"], "load_size": d.load_size, "threshold": threshold,
+             "mask": list(d.mask) if d.mask else None,
+             "train_seconds": train_seconds, "split_file": str(split_file), "train_images": len(train_items),
+             **val_metrics}
+    folder = save_model(out / "model", model, config=cfg, metrics=val_metrics, extra=extra,
+                        card=ModelCard(task="GAN-generated face detection (output: P(fake))",
+                                       data=f"{d.source or split_file}: {n_real} real, {n_fake} fake training images",
+                                       licence=licence))
+    result: dict[str, Any] = {"model": folder, "train_seconds": train_seconds, **val_metrics}
+    if evaluate_test and splits["test"]:
+        from facevox.tasks.fakeface.evaluate import evaluate_detector
+
+        result["test"] = evaluate_detector(folder, split_file, out / "eval", split="test", skip_bad=d.skip_bad)
+    return result
+
+
+def _fit_cnn(model: nn.Module, cfg: FakefaceConfig, out: Path, arrays: list[np.ndarray], labels: np.ndarray,
+             val_arrays: list[np.ndarray], val_labels: list[int], resume: bool) -> None:
+    d = cfg.data
+    dataset = TrainImages(arrays, labels, d.crop_size, d.augment)
+    n_fake, n_real = int(labels.sum()), int((labels == 0).sum())
+    pos_weight = torch.tensor(n_real / n_fake if d.balance == "weighted_loss" else 1.0)
+    sample_weights = None
+    if d.balance == "sampler":  # each class drawn equally often
+        sample_weights = [1.0 / (n_fake if y else n_real) for y in labels]
+
+    def compute_loss(m: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        x, y = batch
+        logit = m(x).float()[:, 0]
+        loss = F.binary_cross_entropy_with_logits(logit, y, pos_weight=pos_weight)
+        return {"loss": loss, "acc": ((logit > 0).float() == y).float().mean()}
+
+    def epoch_end(trainer: Trainer, epoch: int) -> dict[str, float] | None:
+        if len(set(val_labels)) < 2:
+            return None
+        p = Detector(trainer.model, d.load_size, precision=cfg.train.precision, mask=d.mask).probs(val_arrays)
+        return {"val_ap": float(average_precision(p, val_labels)),
+                "val_acc": float(np.mean((p >= 0.5) == np.asarray(val_labels)))}
+
+    trainer = Trainer(model, compute_loss, dataset, cfg.train, out / "train", epoch_end=epoch_end,
+                      sample_weights=sample_weights)
+    trainer.fit(resume=resume)
+    model.to(memory_format=torch.contiguous_format)
