@@ -12,13 +12,16 @@ $(VENV)/.ready: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PIP) -e ".[test,explain,speaker-baseline]"
+	# the DCGAN face generator's weights (GAN-face cross-generator check, GAN inversion); its
+	# metadata asks for torchvision and wandb, which facevox never imports: --no-deps
+	$(PIP) --no-deps gan-face-generate
 	$(PY) scripts/check_env.py
 	touch $@
 
 # pretrained baselines and the DCGAN generator (packages whose metadata would pull torchvision)
 setup-extras: setup
 	$(PIP) -e ".[speaker-baseline,face-baseline]"
-	$(PIP) --no-deps face-recognition gan-face-generate
+	$(PIP) --no-deps face-recognition
 	$(PY) scripts/check_env.py
 
 demo: setup

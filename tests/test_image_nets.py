@@ -67,3 +67,22 @@ def test_dcgan_generator_layout():
     assert g(torch.randn(2, 100)).shape == (2, 3, 64, 64)
     names = set(g.state_dict())
     assert {"main.0.weight", "main.1.running_var", "main.12.weight"} <= names and "main.13.weight" not in names
+
+
+def test_shipped_dcgan_face_generator_loads():
+    pytest.importorskip("gan_face_generate")  # installed by `make setup` (--no-deps)
+    from facevox.nets.dcgan import load_gan_face_generator
+
+    g = load_gan_face_generator()
+    with torch.no_grad():
+        img = g(torch.randn(4, 100, generator=torch.Generator().manual_seed(0)))
+    assert img.shape == (4, 3, 64, 64) and img.min() >= -1 and img.max() <= 1
+    assert img.std() > 0.2  # a trained generator draws faces, not a flat field
+
+
+def test_bad_generator_weights_name_the_file(tmp_path):
+    from facevox.nets.dcgan import load_gan_face_generator
+
+    (tmp_path / "w.tar").write_bytes(b"junk")
+    with pytest.raises(FacevoxError, match="w.tar"):
+        load_gan_face_generator(tmp_path / "w.tar")

@@ -461,12 +461,12 @@ def test_eval_option_and_file_errors_come_first(corpus, tiny_model, tmp_path):
 
 @pytest.mark.parametrize(("margin_type", "start"), [("additive", 0.0), ("multiplicative", 1.0)])
 def test_margin_warmup_starts_from_no_margin(margin_type, start):
+    from facevox.losses.base import margin_warmup
     from facevox.registry import create_loss
-    from facevox.tasks.speaker.train import _margin_warmup
 
     loss = create_loss("sphereface2", embed_dim=4, num_classes=3, margin_type=margin_type)
     target = float(loss.margin)
-    hook = _margin_warmup(loss, target, 10)
+    hook = margin_warmup(loss, target, 10)
     hook(0)
     assert loss.margin == pytest.approx(start)
     hook(5)

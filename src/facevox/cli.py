@@ -117,7 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval-scores", help="output folder")
 
     planned = {
-        "face": "align, train, pairs, eval, verify",
         "invert": "train-encoder, run, eval",
     }
     for group, help in TASK_GROUPS.items():
@@ -140,6 +139,10 @@ def _task_commands(group: str) -> Callable | None:
         from facevox.tasks.fakeface.commands import add_commands as add_fakeface
 
         return add_fakeface
+    if group == "face":
+        from facevox.tasks.face.commands import add_commands as add_face
+
+        return add_face
     return None
 
 

@@ -528,6 +528,7 @@ def verification_report(
     title: str,
     extra_metrics: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
+    tables: Sequence[Table] = (),
 ) -> dict[str, Any]:
     """Standard verification output: metrics.json, roc.png, det.png, scores.png and report.html.
 
@@ -555,7 +556,7 @@ def verification_report(
         (f"Score distributions; dashed: EER threshold {float(result['eer_threshold']):.4g}", out_dir / "scores.png"),
     ]
     subtitle = f"{int(y.sum())} target and {int((~y).sum())} non-target trials"
-    write_html_report(out_dir, title, result, figures, notes=notes, subtitle=subtitle)
+    write_html_report(out_dir, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
     return result
 
 

@@ -43,3 +43,15 @@ class EmbeddingLoss(nn.Module):
 def replace_target(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Copy of ``logits`` (B, C) with column ``labels[i]`` of row i set to ``target[i]``."""
     return logits.scatter(1, labels.view(-1, 1), target.view(-1, 1))
+
+
+def margin_warmup(loss: nn.Module, target: float, warmup_steps: int):
+    """A training step hook: the margin goes linearly from the loss's "no margin" value (0, or 1
+    for a multiplicative margin: ``loss.neutral_margin``) to ``target`` over ``warmup_steps``."""
+    start = float(getattr(loss, "neutral_margin", 0.0))
+
+    def hook(step: int) -> None:
+        frac = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
+        loss.margin = start + (target - start) * frac
+
+    return hook

@@ -179,5 +179,5 @@ class TrainImages(SeededDataset):
         import torch
 
         img = augment(self.arrays[index], self.crop, rng, self.settings)
-        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div_(255.0)  # a writable copy
         return x, torch.tensor(float(self.labels[index]))

@@ -18,6 +18,7 @@ from torch import nn
 from facevox.checkpoint import ModelCard, save_model
 from facevox.config import save_config
 from facevox.errors import FacevoxError
+from facevox.losses.base import margin_warmup
 from facevox.registry import create_loss, create_model
 from facevox.tasks.speaker.config import SpeakerConfig
 from facevox.tasks.speaker.corpus import Corpus, make_trials, read_corpus
@@ -103,18 +104,6 @@ def imprint_class_weights(head: nn.Module, model: nn.Module, waves: Waves, secon
     model.train(was_training)
 
 
-def _margin_warmup(loss: nn.Module, target: float, warmup_steps: int):
-    """Step hook: the margin goes linearly from the loss's "no margin" value (0, or 1 for a
-    multiplicative margin: ``loss.neutral_margin``) to ``target`` over ``warmup_steps``."""
-    start = float(getattr(loss, "neutral_margin", 0.0))
-
-    def hook(step: int) -> None:
-        frac = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-        loss.margin = start + (target - start) * frac
-
-    return hook
-
-
 def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None, licence: str = "unknown",
                   resume: bool = True) -> dict[str, Any]:
     """Train the model described by ``cfg`` on ``cfg.data.train``; returns a summary dict."""
@@ -178,7 +167,7 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     hooks = []
     if hasattr(head, "margin") and cfg.loss.margin_warmup_epochs > 0:
         steps = int(cfg.loss.margin_warmup_epochs * trainer.batches_per_epoch)
-        hooks.append(_margin_warmup(head, float(head.margin), steps))
+        hooks.append(margin_warmup(head, float(head.margin), steps))
     trainer.step_hooks.extend(hooks)
     print(f"speaker: training {cfg.model.kind} model ({cfg.model.backbone}, {cfg.loss.name}) on "
           f"{len(waves)} utterances of {len(waves.speakers)} speakers ({waves.seconds() / 60:.1f} min of audio)")

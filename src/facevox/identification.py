@@ -1,0 +1,70 @@
+"""Identification metrics: closed-set rank-k and open-set detection-and-identification rate.
+
+A gallery holds one template per enrolled identity; each probe is compared with every template.
+
+* Closed set (every probe's identity is enrolled): rank-k accuracy is the fraction of probes
+  whose identity is among the ``k`` best-scoring templates.
+* Open set (some probes are of people not enrolled: "non-mated"): the threshold is set so that a
+  fraction ``far`` of non-mated probes have a best score at or above it (a false alarm); the
+  detection-and-identification rate DIR(far) is the fraction of mated probes whose best template
+  is the right one *and* scores at or above the threshold (Grother and Phillips; the IJB and
+  NIST FRVT definition, rank 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from facevox.errors import FacevoxError
+
+
+def templates(embeddings: np.ndarray, identities: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """One template per identity: the mean of its unit-length embeddings, again of unit length."""
+    e = _unit(np.asarray(embeddings, dtype=np.float64))
+    names = sorted(set(identities))
+    ids = np.asarray(identities)
+    t = np.stack([e[ids == n].mean(0) for n in names])
+    return _unit(t), names
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
+def rank_k_accuracy(scores: np.ndarray, probe_ids: Sequence[str], gallery_ids: Sequence[str], k: int = 1) -> float:
+    """``scores`` (P, G) probe-to-template similarities; fraction of probes with their identity in the top ``k``."""
+    s = np.asarray(scores, dtype=np.float64)
+    gallery = np.asarray(gallery_ids)
+    truth = np.asarray(probe_ids)
+    if s.shape != (len(truth), len(gallery)):
+        raise FacevoxError(f"scores have shape {s.shape}, expected ({len(truth)}, {len(gallery)})")
+    if not np.isin(truth, gallery).all():
+        raise FacevoxError("closed-set identification needs every probe's identity in the gallery")
+    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return float(np.mean((gallery[top] == truth[:, None]).any(axis=1)))
+
+
+def dir_at_far(scores: np.ndarray, probe_ids: Sequence[str], gallery_ids: Sequence[str],
+               far: float) -> tuple[float, float]:
+    """Open-set rank-1 detection-and-identification rate at false-alarm rate ``far``: ``(dir, threshold)``.
+
+    Probes whose identity is not in ``gallery_ids`` are the non-mated ones. The threshold is the
+    lowest one at which at most ``far`` of them raise an alarm (best score >= threshold).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    gallery = np.asarray(gallery_ids)
+    truth = np.asarray(probe_ids)
+    mated = np.isin(truth, gallery)
+    if mated.all() or not mated.any():
+        raise FacevoxError("open-set identification needs probes of enrolled and of non-enrolled people")
+    if not 0.0 <= far <= 1.0:
+        raise FacevoxError(f"far must be in [0, 1], got {far}")
+    best = s.max(axis=1)
+    nonmated = np.sort(best[~mated])[::-1]  # descending
+    allowed = int(np.floor(far * len(nonmated) + 1e-9))  # false alarms allowed
+    # accepting 'allowed' of them: the threshold sits just above the next non-mated score
+    threshold = np.nextafter(nonmated[allowed], np.inf) if allowed < len(nonmated) else -np.inf
+    hit = (gallery[s.argmax(axis=1)] == truth) & (best >= threshold)
+    return float(hit[mated].mean()), float(threshold)

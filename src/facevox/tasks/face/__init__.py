@@ -1,0 +1,1 @@
+"""Face verification: alignment, training with hyperspherical margin losses, LFW-protocol evaluation."""

@@ -1,0 +1,130 @@
+"""``facevox face ...``: align, train, pairs, eval, verify. Each command is a thin call into the task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from facevox.config import load_config
+
+
+def _align(args: argparse.Namespace) -> None:
+    from facevox.tasks.face.align import align_command
+
+    align_command(Path(args.src), Path(args.out), backend=args.detector, size=tuple(args.size),
+                  largest=args.largest, aligned=args.aligned)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from facevox.tasks.face.config import FaceConfig
+    from facevox.tasks.face.train import train_face
+
+    overrides = list(args.overrides) + ([f"data.train={args.data}"] if args.data else [])
+    cfg = load_config(FaceConfig, args.recipe, overrides)
+    result = train_face(cfg, Path(args.out), resume=not args.restart, licence=args.licence)
+    print(f"model: {result['model']}  (trained in {result['train_seconds']:.0f} s)")
+
+
+def _pairs(args: argparse.Namespace) -> None:
+    from facevox.tasks.face.pairs import make_pairs, read_identities, write_pairs
+
+    ids = read_identities(args.root)
+    if args.identities:
+        ids = {n: f for n, f in ids.items() if n in set(args.identities)}
+    disjoint = {"auto": None, "yes": True, "no": False}[args.disjoint]
+    pairs = make_pairs(ids, args.folds, args.per_fold, args.seed, disjoint)
+    write_pairs(args.out, pairs, args.folds, args.per_fold)
+    print(f"{len(pairs)} pairs ({args.folds} folds x {args.per_fold} same + {args.per_fold} different) -> {args.out}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from facevox.tasks.face.evaluate import FaceScorer, evaluate_pairs
+
+    scorer = FaceScorer(args.model, args.backend)
+    m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify)
+    print(f"10-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  EER {100 * m['eer']:.2f}%  "
+          f"TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
+    if "identification" in m:
+        i = m["identification"]
+        print(f"rank-1 {100 * i['rank1']:.2f}%  " + "  ".join(f"DIR@FAR={f} {100 * v:.2f}%" for f, v in i["dir"].items()))
+    print(f"report: {Path(args.out) / 'report.html'}")
+
+
+def _verify(args: argparse.Namespace) -> None:
+    from facevox.tasks.face.evaluate import verify_photos
+
+    result = verify_photos(args.a, args.b, model=args.model, backend=args.backend, aligned=args.aligned,
+                           detector=args.detector, threshold=args.threshold)
+    if args.json:
+        print(json.dumps(result))
+        return
+    line = f"score {result['score']:.4f}"
+    if result.get("threshold") is not None:
+        line += f"  decision: {'same' if result['same'] else 'different'} person (threshold {result['threshold']:.4f})"
+    else:
+        line += "  (no threshold: give --threshold, e.g. the EER threshold from face eval's metrics.json)"
+    print(line)
+
+
+def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
+    """Register the face commands on the ``facevox face`` sub-parser."""
+    def detector_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--detector", default="dlib", choices=["dlib", "haar"],
+                       help="face detector: dlib's HOG + 5-point landmarks, or OpenCV's Haar cascades")
+
+    p = sub.add_parser("align", help="detect and align faces to 112x112 crops (folder per identity)",
+                       description="Detect, align and crop every photo of a folder-per-identity tree.")
+    p.add_argument("src", help="folder per identity of photos")
+    p.add_argument("--out", required=True, help="folder for the aligned crops (same tree, PNG)")
+    p.add_argument("--size", type=int, nargs=2, default=[112, 112], metavar=("H", "W"))
+    p.add_argument("--largest", action="store_true", help="with several faces, keep the largest (else: reported)")
+    p.add_argument("--aligned", action="store_true", help="photos are already aligned: only resize them")
+    detector_arg(p)
+    p.set_defaults(handler=_align)
+
+    p = sub.add_parser("train", help="train a face embedder with a margin loss", description="Train a face embedder.")
+    p.add_argument("--recipe", help="YAML recipe, e.g. recipes/face/iresnet18_sphereface2.yaml")
+    p.add_argument("--data", help="folder per identity of aligned crops (same as --set data.train=...)")
+    p.add_argument("--out", default="runs/face", help="run folder; the model is saved in OUT/model")
+    p.add_argument("--licence", default="unknown", help="licence of the training data, for the model card")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
+    add_set(p)
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("pairs", help="write an LFW-format pairs file for a folder per identity",
+                       description="Write 'folds n' then per fold n same and n different pairs (LFW pairs.txt).")
+    p.add_argument("root", help="folder per identity")
+    p.add_argument("--out", required=True)
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--per-fold", type=int, default=30, help="same pairs per fold (and as many different ones)")
+    p.add_argument("--identities", nargs="+", help="only these identities (folder names)")
+    p.add_argument("--disjoint", default="auto", choices=["auto", "yes", "no"],
+                   help="no person in two folds (LFW View 2); auto: when there are 2+ people per fold")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_pairs)
+
+    def scorer_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="model folder (OUT/model of face train)")
+        p.add_argument("--backend", default="model", choices=["model", "dlib"],
+                       help="'dlib': dlib's pretrained face recognition model (make setup-extras)")
+
+    p = sub.add_parser("eval", help="LFW protocol: 10-fold accuracy, EER, TAR@FAR, report",
+                       description="Score an LFW-format pairs file of aligned crops.")
+    p.add_argument("pairs", help="pairs file (LFW pairs.txt format)")
+    p.add_argument("--root", required=True, help="folder per identity the pairs refer to (aligned crops)")
+    p.add_argument("--identify", help="also run identification on this folder per identity (gallery/probe split)")
+    p.add_argument("--out", default="runs/face-eval")
+    scorer_args(p)
+    p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("verify", help="are two photos the same person?",
+                       description="Detect and align the face in each photo (unless --aligned), print score and decision.")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--aligned", action="store_true", help="the photos are aligned face crops")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's, if it has one)")
+    p.add_argument("--json", action="store_true")
+    detector_arg(p)
+    scorer_args(p)
+    p.set_defaults(handler=_verify)
