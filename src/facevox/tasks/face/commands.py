@@ -43,11 +43,12 @@ def _eval(args: argparse.Namespace) -> None:
 
     scorer = FaceScorer(args.model, args.backend)
     m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify)
-    print(f"10-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  EER {100 * m['eer']:.2f}%  "
-          f"TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
+    print(f"10-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
+          f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
     if "identification" in m:
         i = m["identification"]
-        print(f"rank-1 {100 * i['rank1']:.2f}%  " + "  ".join(f"DIR@FAR={f} {100 * v:.2f}%" for f, v in i["dir"].items()))
+        dirs = "  ".join(f"DIR@FAR={f} {100 * v:.2f}%" for f, v in i["dir"].items())
+        print(f"rank-1 {100 * i['rank1']:.2f}%  {dirs}")
     print(f"report: {Path(args.out) / 'report.html'}")
 
 
@@ -119,7 +120,8 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.set_defaults(handler=_eval)
 
     p = sub.add_parser("verify", help="are two photos the same person?",
-                       description="Detect and align the face in each photo (unless --aligned), print score and decision.")
+                       description="Detect and align the face in each photo (unless --aligned); print score "
+                       "and decision.")
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--aligned", action="store_true", help="the photos are aligned face crops")
