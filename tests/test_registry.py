@@ -108,4 +108,8 @@ def _tiny_args(name: str) -> dict:
         "resnet50": {"width": 8},
         "spectral_logreg": {"size": 32},
         "dcgan_generator": {"nz": 16, "ngf": 8},
+        "sphere20": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
+        "iresnet18": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
+        "iresnet50": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
+        "mobilefacenet": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
     }.get(name, {})
