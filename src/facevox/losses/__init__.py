@@ -7,4 +7,14 @@ All share one interface (see :class:`facevox.losses.base.EmbeddingLoss`)::
     loss_fn.margin = 0.1               # margins are plain attributes: warm-up just sets them
 """
 
-from facevox.losses import arcface, cosface, mask_proxy, pair, softmax, sphereface2  # noqa: F401
+from facevox.losses import (  # noqa: F401
+    arcface,
+    cosface,
+    mask_proxy,
+    normface,
+    pair,
+    softmax,
+    sphereface,
+    sphereface2,
+    sphereface_r,
+)
