@@ -4,25 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-extras demo test bench lint clean
+.PHONY: setup demo test bench lint clean
 
 setup: $(VENV)/.ready
 
 $(VENV)/.ready: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) -e ".[test,explain,speaker-baseline]"
-	# the DCGAN face generator's weights (GAN-face cross-generator check, GAN inversion); its
-	# metadata asks for torchvision and wandb, which facevox never imports: --no-deps
-	$(PIP) --no-deps gan-face-generate
+	$(PIP) -e ".[test,explain,speaker-baseline,face-baseline]"
+	# --no-deps: gan-face-generate (the DCGAN face generator's weights) declares torchvision and
+	# wandb, and face-recognition (dlib's face model) a source build of dlib; facevox needs neither
+	$(PIP) --no-deps gan-face-generate face-recognition
 	$(PY) scripts/check_env.py
 	touch $@
-
-# pretrained baselines and the DCGAN generator (packages whose metadata would pull torchvision)
-setup-extras: setup
-	$(PIP) -e ".[speaker-baseline,face-baseline]"
-	$(PIP) --no-deps face-recognition
-	$(PY) scripts/check_env.py
 
 demo: setup
 	$(VENV)/bin/facevox demo

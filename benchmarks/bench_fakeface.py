@@ -10,7 +10,7 @@ systems::
 
 Per system: test accuracy (threshold 0.5), AP, ROC-AUC and training time. Then, for the best
 CNN: AP under perturbations, AP with the generator's watermark corner greyed out at test time,
-the cross-generator check on 64x64 DCGAN faces (``gan-face-generate``, ``make setup-extras``),
+the cross-generator check on 64x64 DCGAN faces (``gan-face-generate``, ``make setup``),
 predict speed in fp32 and bf16, and the saliency figure ``docs/figures/fakeface_saliency.png``.
 Results go to ``OUT/results.json`` and ``OUT/results.md``; a trained system is not trained again.
 """

@@ -112,7 +112,7 @@ def main() -> None:
     try:
         rows["resemblyzer (as shipped)"] = resemblyzer(waves, segments)
     except ImportError:
-        print("resemblyzer is not installed (make setup-extras): skipping it")
+        print("resemblyzer is not installed (make setup): skipping it")
     result["rtf"] = {k: {"single": v["single"] / audio_s, "batch": v["batch"] / seg_s} for k, v in rows.items()}
     result["train_crops_per_s"] = training_throughput(args.model, args.data / "train-clean-100", args.steps)
     atomic_write_text(args.out, json.dumps(result, indent=2))

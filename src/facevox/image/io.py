@@ -84,3 +84,15 @@ def load_many(paths: Iterable[str | Path], skip_bad: bool = False) -> tuple[list
     With ``skip_bad=False`` the first bad file raises its :class:`FacevoxError`.
     """
     return load_each(paths, load_image, skip_bad)
+
+
+def save_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write a uint8 image (H, W, 3) or (H, W) atomically; the format follows the suffix (default PNG)."""
+    from facevox.fileio import atomic_path
+
+    path = Path(path)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        path.suffix.lower(), "PNG")
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format=fmt)
+    return path

@@ -40,13 +40,13 @@ class DCGANGenerator(nn.Module):
 
 
 def gan_face_weights_path() -> Path:
-    """The weights file inside the installed ``gan-face-generate`` package (``make setup-extras``)."""
+    """The weights file inside the installed ``gan-face-generate`` package (``make setup``)."""
     import importlib.util
 
     spec = importlib.util.find_spec("gan_face_generate")
     if spec is None or not spec.submodule_search_locations:
         raise FacevoxError("the DCGAN face generator needs the package gan-face-generate: "
-                           "pip install --no-deps gan-face-generate (or make setup-extras)")
+                           "pip install --no-deps gan-face-generate (make setup does)")
     return Path(next(iter(spec.submodule_search_locations))) / "weights.tar"
 
 

@@ -108,7 +108,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     def scorer_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="model folder (OUT/model of face train)")
         p.add_argument("--backend", default="model", choices=["model", "dlib"],
-                       help="'dlib': dlib's pretrained face recognition model (make setup-extras)")
+                       help="'dlib': dlib's pretrained face recognition model (make setup)")
 
     p = sub.add_parser("eval", help="LFW protocol: 10-fold accuracy, EER, TAR@FAR, report",
                        description="Score an LFW-format pairs file of aligned crops.")

@@ -1,6 +1,6 @@
 """dlib's pretrained face recognition model (a ResNet giving 128-d descriptors, 99.38% on LFW per
 its author) through the ``face_recognition`` package, offline: the weights ship in
-``face-recognition-models`` (``make setup-extras``).
+``face-recognition-models`` (``make setup``).
 
 Images given here are already face crops, so the whole image is the face box; dlib then finds
 its own 5 landmarks in that box and makes its 150x150 chip.
@@ -8,6 +8,7 @@ its own 5 landmarks in that box and makes its 150x150 chip.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,10 +19,12 @@ from facevox.errors import FacevoxError
 class DlibEmbedder:
     def __init__(self, jitters: int = 1) -> None:
         try:
-            import face_recognition
+            with warnings.catch_warnings():  # face_recognition_models imports the deprecated pkg_resources
+                warnings.simplefilter("ignore")
+                import face_recognition
         except Exception as err:  # ImportError, or pkg_resources missing under setuptools >= 81
             raise FacevoxError(f"the dlib backend needs face_recognition, dlib-bin and face-recognition-models "
-                               f"(make setup-extras): {err}") from None
+                               f"(make setup): {err}") from None
         self._fr = face_recognition
         self.jitters = jitters
 

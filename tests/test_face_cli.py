@@ -1,0 +1,82 @@
+"""``facevox face``: align (resize path), train, pairs, eval with identification, verify, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def facevox(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "facevox", *args], capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+
+
+def make_people(root, people: int = 8, per: int = 5, size: int = 40) -> None:
+    """Each 'person' is a fixed random pattern; their photos are noisy, shifted copies of it."""
+    rng = np.random.default_rng(0)
+    for p in range(people):
+        base = rng.integers(0, 255, (size, size, 3)).astype(float)
+        (root / f"p{p}").mkdir(parents=True, exist_ok=True)
+        for i in range(per):
+            img = np.roll(base, rng.integers(-2, 3), axis=1) + rng.normal(0, 20, base.shape)
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"p{p}" / f"{i + 1}.png")
+
+
+@pytest.mark.slow
+def test_face_cli_end_to_end(tmp_path):
+    make_people(tmp_path / "photos")
+    aligned = tmp_path / "aligned"
+    done = facevox("face", "align", str(tmp_path / "photos"), "--out", str(aligned), "--aligned", "--size", "32", "32")
+    assert done.returncode == 0, done.stderr
+    assert Image.open(aligned / "p0" / "1.png").size == (32, 32)
+
+    done = facevox("face", "pairs", str(aligned), "--out", str(tmp_path / "pairs.txt"), "--folds", "2",
+                   "--per-fold", "5", "--disjoint", "yes")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pairs.txt").read_text().startswith("2\t5\n")
+
+    model = tmp_path / "run" / "model"
+    done = facevox("face", "train", "--recipe", "recipes/face/mobilefacenet_sphereface2.yaml", "--data", str(aligned),
+                   "--out", str(tmp_path / "run"), "--set", "data.input_size=[32, 32]",
+                   "--set", "model.backbone_kwargs={width: 8}", "--set", "model.embed_dim=16",
+                   "--set", "train.epochs=2", "--set", "train.batch_size=8", "--set", "train.precision=fp32",
+                   "--set", "train.progress=false")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (model / "model.safetensors").is_file()
+
+    done = facevox("face", "eval", str(tmp_path / "pairs.txt"), "--root", str(aligned), "--model", str(model),
+                   "--identify", str(aligned), "--out", str(tmp_path / "eval"))
+    assert done.returncode == 0, done.stderr
+    assert "10-fold accuracy" in done.stdout and "rank-1" in done.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n_folds"] == 2 and 0 <= metrics["kfold_accuracy"] <= 1
+    assert set(metrics["identification"]) >= {"rank1", "dir", "gallery_identities"}
+    assert "Accuracy per fold" in (tmp_path / "eval" / "report.html").read_text()
+
+    a, b = aligned / "p0" / "1.png", aligned / "p0" / "2.png"
+    done = facevox("face", "verify", str(a), str(b), "--model", str(model), "--aligned", "--threshold", "0.1",
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert -1.0 <= result["score"] <= 1.0 and result["same"] == (result["score"] >= 0.1)
+
+
+def test_face_cli_errors(tmp_path):
+    make_people(tmp_path / "photos", people=2, per=2)
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "blank.png")
+    done = facevox("face", "verify", str(tmp_path / "blank.png"), str(tmp_path / "photos" / "p0" / "1.png"),
+                   "--backend", "dlib", "--detector", "haar")
+    assert done.returncode == 2 and "blank.png" in done.stderr and "no face found" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    done = facevox("face", "eval", str(tmp_path / "nope.txt"), "--root", str(tmp_path / "photos"), "--backend", "dlib")
+    assert done.returncode == 2 and "nope.txt: pairs file not found" in done.stderr
+    done = facevox("face", "train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"),
+                   "--set", "model.backbone=resnet_nope")
+    assert done.returncode == 2 and "unknown model 'resnet_nope'" in done.stderr
+    assert not (tmp_path / "run").exists()
