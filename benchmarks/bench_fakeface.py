@@ -43,8 +43,6 @@ SYSTEMS = {  # name -> (recipe, overrides, label)
     "spectral": ("spectral.yaml", [], "spectral profile + logistic regression"),
     "resnet18": ("resnet18.yaml", [], "ResNet-18"),
     "resnet50": ("resnet50_seed.yaml", [], "ResNet-50 (seed recipe)"),
-    "resnet18_masked": ("resnet18.yaml", [f"data.mask=[{','.join(map(str, WATERMARK))}]"],
-                        "ResNet-18, watermark corner greyed out in training and test"),
 }
 
 

@@ -58,3 +58,13 @@ def make_net():
         return TinyConvNet()
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: for tests of tiny tensors, where extra threads only spin (10x slower on a busy
+    machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

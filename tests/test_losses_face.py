@@ -18,13 +18,7 @@ from facevox.registry import create_loss
 R_CASES = list(itertools.product(MARGIN_TYPES, FEATURE_NORMS))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tensors here are tiny: extra intra-op threads only spin (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only spin
 
 
 def _data(seed: int = 0, n: int = 12, d: int = 6, c: int = 4, dtype=torch.float32):

@@ -17,13 +17,7 @@ TYPES = ["additive", "additive_angular", "multiplicative"]
 NO_MARGIN = {"additive": 0.0, "additive_angular": 0.0, "multiplicative": 1.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tensors here are tiny: extra intra-op threads only spin (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: extra threads only spin
 
 
 def _softplus(x: float) -> float:
