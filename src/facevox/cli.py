@@ -116,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scores", help="text file: 'score label' or 'label score' per line (label 1/0 or target/nontarget)")
     p.add_argument("--out", default="runs/eval-scores", help="output folder")
 
-    planned = {
-        "invert": "train-encoder, run, eval",
-    }
+    planned: dict[str, str] = {}
     for group, help in TASK_GROUPS.items():
         g = sub.add_parser(group, help=help, description=help)
         adder = _task_commands(group)
@@ -143,6 +141,10 @@ def _task_commands(group: str) -> Callable | None:
         from facevox.tasks.face.commands import add_commands as add_face
 
         return add_face
+    if group == "invert":
+        from facevox.tasks.invert.commands import add_commands as add_invert
+
+        return add_invert
     return None
 
 

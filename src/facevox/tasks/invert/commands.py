@@ -1,0 +1,126 @@
+"""``facevox invert ...``: train-encoder, run, eval. Each command is a thin call into the task."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facevox.config import load_config
+from facevox.errors import FacevoxError
+from facevox.tasks.invert.config import InvertConfig
+
+
+def _config(args: argparse.Namespace) -> InvertConfig:
+    """The recipe plus --set overrides, then the flags that name a generator, features or settings."""
+    cfg = load_config(InvertConfig, args.recipe, args.overrides)
+    g, o = cfg.generator, cfg.optim
+    if args.generator:
+        g.source = args.generator
+    if args.weights:
+        g.weights = args.weights
+    if args.nz is not None:
+        g.nz = args.nz
+    if args.output_range:
+        g.output_range = _range(args.output_range)
+    if args.features:
+        cfg.features.network = args.features
+    if args.device:
+        cfg.device = cfg.train.device = args.device
+    for flag, key in (("steps", "steps"), ("hybrid_steps", "hybrid_steps"), ("restarts", "restarts"), ("lr", "lr"),
+                      ("pixel", "pixel"), ("perceptual", "perceptual"), ("prior", "prior"),
+                      ("batch_size", "batch_size"), ("seed", "seed")):
+        if getattr(args, flag, None) is not None:
+            setattr(o, key, getattr(args, flag))
+    return cfg
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise FacevoxError(f"expected LOW,HIGH such as -1,1 or 0,1, got {text!r}", "--output-range") from None
+    return lo, hi
+
+
+def _train(args: argparse.Namespace) -> None:
+    from facevox.tasks.invert.encoder import train_encoder
+
+    result = train_encoder(_config(args), Path(args.out), resume=not args.restart)
+    print(f"model: {result['model']}  (trained in {result['train_seconds']:.0f} s)")
+    print(f"held-out: latent error {result['heldout_latent_error']:.4f} "
+          f"({100 * result['heldout_latent_error_rel']:.1f}% of |z|)  pixel MSE {result['heldout_pixel_mse']:.5f}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from facevox.tasks.invert.evaluate import run_inversion
+
+    s = run_inversion(_config(args), args.method, args.images, Path(args.out), encoder_path=args.encoder)
+    perceptual = f"  perceptual {s['perceptual']:.4f}" if "perceptual" in s else ""
+    print(f"{s['label']}: {s['n_images']} image(s) in {s['seconds']:.2f} s  PSNR {s['psnr']:.2f} dB{perceptual}")
+    print(f"latents: {Path(args.out) / 'latents.npy'}  grid: {Path(args.out) / 'grid.png'}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from facevox.tasks.invert.evaluate import evaluate_inversion, markdown_table
+
+    doc = evaluate_inversion(_config(args), Path(args.out), methods=args.methods, encoder_path=args.encoder,
+                             n=args.n, seed=args.target_seed, images=args.images)
+    print(markdown_table(doc["table"]["header"], doc["table"]["rows"]), end="")
+    print(f"report: {Path(args.out) / 'report.html'}")
+
+
+def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
+    """Register the invert commands on the ``facevox invert`` sub-parser."""
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--recipe", help="YAML recipe, e.g. recipes/invert/encoder_dcgan.yaml")
+        p.add_argument("--generator", help="dcgan-face (default), package.module:factory, or a TorchScript file "
+                                           "(run/eval with --encoder: the encoder's generator)")
+        p.add_argument("--weights", help="state dict to load into the generator")
+        p.add_argument("--nz", type=int, help="latent size (default: the generator's nz attribute)")
+        p.add_argument("--output-range", help="the generator's pixel range, e.g. -1,1 (default) or 0,1")
+        p.add_argument("--features", help="network of the perceptual loss and FD: random-resnet18 (default), a "
+                                          "facevox model folder, package.module:factory, or none")
+        p.add_argument("--device", help="auto (default), cpu, cuda, ...")
+        add_set(p)
+
+    def optim(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--encoder", help="encoder model folder (OUT/model of invert train-encoder)")
+        p.add_argument("--steps", type=int, help="Adam steps of the optim method (default 200)")
+        p.add_argument("--hybrid-steps", type=int, help="Adam steps after the encoder (default 50)")
+        p.add_argument("--restarts", type=int, help="random starts per image, best kept (default 1)")
+        p.add_argument("--lr", type=float, help="Adam learning rate on z (default 0.05)")
+        p.add_argument("--pixel", type=float, help="weight of the pixel MSE (default 1)")
+        p.add_argument("--perceptual", type=float, help="weight of the perceptual distance (default 1)")
+        p.add_argument("--prior", type=float, help="weight of ||z||^2/nz (default 0)")
+        p.add_argument("--batch-size", type=int, help="images inverted together (default 50)")
+        p.add_argument("--seed", type=int, help="seed of the random starts (default 0)")
+
+    p = sub.add_parser("train-encoder", help="train the ResNet-18 encoder on (z, G(z)) pairs",
+                       description="Train an encoder image -> z with z, pixel and perceptual losses; "
+                                   "the model is saved in OUT/model.")
+    common(p)
+    p.add_argument("--out", default="runs/invert-encoder", help="run folder; the model is saved in OUT/model")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("run", help="invert images: latents.npy and a grid of targets and reconstructions",
+                       description="Invert image files or folders (any size; resized to the generator's).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--method", default="optim", choices=["optim", "encoder", "hybrid"])
+    p.add_argument("--out", default="runs/invert", help="output folder")
+    common(p)
+    optim(p)
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("eval", help="compare the methods: table (markdown, JSON) and HTML report",
+                       description="Invert N generated faces (known z) or a folder of images with each method.")
+    p.add_argument("--methods", nargs="+", default=["optim", "encoder", "hybrid"],
+                   choices=["optim", "encoder", "hybrid"])
+    p.add_argument("--n", type=int, default=50, help="generated faces to invert (default 50)")
+    p.add_argument("--target-seed", type=int, default=0, help="seed of the generated faces' z")
+    p.add_argument("--images", help="a folder of images to invert instead of generated faces")
+    p.add_argument("--out", default="runs/invert-eval", help="output folder")
+    common(p)
+    optim(p)
+    p.set_defaults(handler=_eval)

@@ -1,0 +1,208 @@
+"""The seed's inverse mapper: a ResNet-18 that predicts z from G(z), and the hybrid.
+
+Training pairs are drawn on the fly: every sample is a z ~ N(0, I) from its own seed
+(:class:`LatentSamples`, so a resumed run sees the same data) and the generator draws G(z) inside
+the loss. The loss (seed, ch. 2: "pixel, perceptual and z-loss") is
+
+    z_loss * MSE(E(x), z) + pixel_loss * MSE(G(E(x)), x) + perceptual_loss * P(G(E(x)), x),  x = G(z)
+
+The model folder's ``extra.json`` names the generator (its :func:`load_generator` keywords) and
+``nz``, so ``invert run --encoder MODEL`` rebuilds the same generator.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facevox.checkpoint import ModelCard, read_model_folder, save_model
+from facevox.config import save_config
+from facevox.data import SeededDataset
+from facevox.errors import FacevoxError
+from facevox.registry import create_model
+from facevox.tasks.invert.config import InvertConfig, OptimSettings
+from facevox.tasks.invert.generators import Generator, load_generator, sample_latents
+from facevox.tasks.invert.optimise import Inversion, _device_of, _sync, optimise_latents
+from facevox.tasks.invert.perceptual import FeatureNet, load_feature_net, perceptual_distance
+from facevox.train import Trainer, resolve_device, seed_everything
+
+
+class LatentSamples(SeededDataset):
+    """``samples_per_epoch`` latents z (nz,) ~ N(0, I), each drawn from its sample's seed."""
+
+    def __init__(self, samples_per_epoch: int, nz: int) -> None:
+        self.n, self.nz = int(samples_per_epoch), int(nz)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def get(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(rng.standard_normal(self.nz).astype(np.float32))
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Images (B, 3, H, W) -> (B, 3, *size), bilinear (antialiased when shrinking)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+class Encoder(nn.Module):
+    """Images (B, 3, H, W) in [0, 1] -> z (B, nz): a ResNet-18 on the images resized to ``input_size``."""
+
+    def __init__(self, net: nn.Module, input_size: tuple[int, int], nz: int, extra: dict[str, Any] | None = None):
+        super().__init__()
+        self.net, self.input_size, self.nz, self.extra = net, tuple(input_size), int(nz), dict(extra or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(resize_to(x, self.input_size)).float()
+
+
+def encoder_input_size(cfg: InvertConfig, gen: Generator) -> tuple[int, int]:
+    s = cfg.encoder.input_size
+    return (s, s) if s else gen.image_size
+
+
+def encoder_loss(encoder: nn.Module, gen: Generator, z: torch.Tensor, cfg: InvertConfig,
+                 features: FeatureNet | None, input_size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """The training loss on a batch of latents z (B, nz), with its parts for the logs."""
+    e = cfg.encoder
+    with torch.no_grad():
+        x = gen(z)
+    z_hat = encoder(resize_to(x, input_size)).float()
+    parts = {"z_loss": F.mse_loss(z_hat, z.float())}
+    if e.pixel_loss or e.perceptual_loss:
+        x_hat = gen(z_hat)
+        parts["pixel_loss"] = F.mse_loss(x_hat, x)
+        if e.perceptual_loss:
+            parts["perceptual_loss"] = perceptual_distance(features, x_hat, x).mean()
+    loss = e.z_loss * parts["z_loss"] + e.pixel_loss * parts.get("pixel_loss", 0.0)
+    loss = loss + e.perceptual_loss * parts.get("perceptual_loss", 0.0)
+    return {"loss": loss, **parts}
+
+
+def _check(cfg: InvertConfig) -> None:
+    e = cfg.encoder
+    if min(e.z_loss, e.pixel_loss, e.perceptual_loss) < 0 or not (e.z_loss or e.pixel_loss or e.perceptual_loss):
+        raise FacevoxError("the loss weights must be >= 0 and not all 0", "encoder")
+    if e.samples_per_epoch < cfg.train.batch_size:
+        raise FacevoxError(f"samples_per_epoch ({e.samples_per_epoch}) is smaller than one batch", "encoder")
+
+
+def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[str, Any]:
+    """Train the encoder through the shared :class:`~facevox.train.Trainer`; save OUT/model.
+
+    Returns the model folder, the training time and held-out metrics (256 fresh z, seed 10**6).
+    """
+    _check(cfg)
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    g = cfg.generator
+    gen = load_generator(g.source, weights=g.weights, nz=g.nz, output_range=g.output_range, device=device)
+    features = None
+    if cfg.encoder.perceptual_loss:
+        f = cfg.features
+        features = load_feature_net(f.network, stages=f.stages, input_size=f.input_size, device=device)
+        if features is None:
+            raise FacevoxError("a perceptual loss needs a feature network, not 'none'", "features.network")
+    net = create_model("resnet18", num_classes=gen.nz, width=cfg.encoder.width)
+    size = encoder_input_size(cfg, gen)
+
+    def compute_loss(model: nn.Module, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return encoder_loss(model, gen, z, cfg, features, size)
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    print(f"invert: training a ResNet-18 encoder for {gen.describe()}; perceptual network: "
+          f"{features.description if features else 'none'}")
+    trainer = Trainer(net, compute_loss, LatentSamples(cfg.encoder.samples_per_epoch, gen.nz), cfg.train,
+                      out / "train")
+    t0 = time.perf_counter()
+    trainer.fit(resume=resume)
+    train_seconds = time.perf_counter() - t0
+    net.to(memory_format=torch.contiguous_format).eval()
+
+    metrics = held_out_metrics(Encoder(net, size, gen.nz), gen)
+    e = cfg.encoder
+    extra = {"task": "invert", "generator": gen.spec, "generator_name": gen.describe(), "nz": gen.nz,
+             "input_size": list(size), "image_size": list(gen.image_size),
+             "features": {"network": cfg.features.network, "stages": list(cfg.features.stages),
+                          "input_size": cfg.features.input_size, "name": features.name if features else "none"},
+             "loss_weights": {"z": e.z_loss, "pixel": e.pixel_loss, "perceptual": e.perceptual_loss},
+             "train_seconds": train_seconds}
+    card = ModelCard(task="GAN inversion: image -> latent z of the generator",
+                     data=f"z ~ N(0, I) and G(z) of {gen.describe()}, {cfg.encoder.samples_per_epoch} per epoch",
+                     licence=cfg.encoder.licence,
+                     description="A ResNet-18 that predicts the latent vector z from which the generator draws "
+                                 "an image (the seed's inverse mapper).",
+                     intended_use="facevox invert run --method encoder|hybrid --encoder THIS_FOLDER",
+                     limitations="only for the generator it was trained with; real photos lie off the "
+                                 "generator's image manifold")
+    folder = save_model(out / "model", net, card=card, config=cfg, metrics=metrics, extra=extra)
+    return {"model": folder, "train_seconds": train_seconds, **metrics}
+
+
+@torch.no_grad()
+def held_out_metrics(encoder: Encoder, gen: Generator, n: int = 256, seed: int = 10**6) -> dict[str, float]:
+    """Latent error and pixel MSE of the encoder on ``n`` fresh generated images."""
+    device = _device_of(gen)
+    z = sample_latents(n, gen.nz, seed).to(device)
+    was = encoder.training
+    encoder.eval()
+    zs, mses = [], []
+    for i in range(0, n, 64):
+        x = gen(z[i : i + 64])
+        z_hat = encoder(x)
+        zs.append((z_hat - z[i : i + 64]).norm(dim=1))
+        mses.append((gen(z_hat) - x).pow(2).flatten(1).mean(1))
+    encoder.train(was)
+    err = torch.cat(zs)
+    return {"heldout_latent_error": float(err.mean()), "heldout_pixel_mse": float(torch.cat(mses).mean()),
+            "heldout_latent_error_rel": float((err / z.norm(dim=1)).mean())}
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
+    """An encoder model folder from :func:`train_encoder`, in eval mode."""
+    folder = read_model_folder(path, device)
+    extra = folder.extra
+    if extra.get("task") != "invert" or "nz" not in extra or "input_size" not in extra:
+        raise FacevoxError("not an inversion encoder (extra.json names no generator and nz)", path)
+    return Encoder(folder.model, tuple(extra["input_size"]), int(extra["nz"]), extra).eval()
+
+
+def check_pair(encoder: Encoder, gen: Generator, where: str | Path) -> None:
+    """The encoder must predict the generator's z."""
+    if encoder.nz != gen.nz:
+        raise FacevoxError(f"the encoder predicts z of size {encoder.nz}, the generator takes {gen.nz}", where)
+
+
+@torch.no_grad()
+def encode(encoder: Encoder, gen: Generator, targets: torch.Tensor, batch_size: int = 64) -> Inversion:
+    """The encoder's inversion of ``targets`` (N, 3, H, W) in [0, 1]: one forward pass per batch."""
+    device = _device_of(gen)
+    encoder.to(device).eval()
+    targets = targets.to(device).float()
+    _sync(device)
+    t0 = time.perf_counter()
+    z = torch.cat([encoder(targets[i : i + batch_size]) for i in range(0, targets.shape[0], batch_size)])
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    images = torch.cat([gen(z[i : i + batch_size]) for i in range(0, z.shape[0], batch_size)])
+    return Inversion("encoder", z.cpu(), images.clamp(0, 1).cpu(), seconds)
+
+
+def hybrid(encoder: Encoder, gen: Generator, targets: torch.Tensor, settings: OptimSettings,
+           features: FeatureNet | None = None, progress: Any = None) -> Inversion:
+    """The encoder's z refined by ``settings.hybrid_steps`` Adam steps; time = both parts."""
+    first = encode(encoder, gen, targets, settings.batch_size)
+    refined = optimise_latents(gen, targets, settings, features, steps=settings.hybrid_steps, z_init=first.latents,
+                               method="hybrid", progress=progress)
+    refined.seconds += first.seconds
+    return refined
