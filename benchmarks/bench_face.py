@@ -51,10 +51,12 @@ def prepare(data: Path, out: Path) -> tuple[Path, Path, Path]:
         for name, keep in (("train", range(1, 31)), ("test", range(31, 41))):
             src = out / "orl" / f"src-{name}"
             src.mkdir(parents=True, exist_ok=True)
-            for i in keep:  # symlinks: the photos themselves stay in ../shared/data
-                link = src / f"s{i}"
-                if not link.exists():
-                    link.symlink_to((data / f"s{i}").resolve(), target_is_directory=True)
+            for i in keep:  # symlinks to the files: the photos themselves stay in ../shared/data
+                (src / f"s{i}").mkdir(exist_ok=True)
+                for photo in (data / f"s{i}").iterdir():
+                    link = src / f"s{i}" / photo.name
+                    if not link.exists():
+                        link.symlink_to(photo.resolve())
             align_command(src, out / "orl" / name, backend="dlib", size=(112, 96), largest=False, aligned=True)
         (out / "orl" / ".done").write_text("")
     pairs = out / "orl_pairs.txt"

@@ -124,8 +124,14 @@ def saliency_figure(model: Path, split: Path, path: Path) -> Path:
     chosen = real + fake
     maps = saliency_maps(det.model, [arrays[i] for i in chosen], ("guided_backprop", "gradcam"),
                          ["fake"] * len(chosen))
-    titles = [f"{CLASSES[y[i]]}, P(fake) {p[i]:.2f}" for i in chosen]
-    return plot_saliency_grid([arrays[i] for i in chosen], maps, path, titles)
+    titles = [f"{CLASSES[y[i]]}, P(fake) {p[i]:.2f}; explaining the fake score" for i in chosen]
+    png = plot_saliency_grid([arrays[i] for i in chosen], maps, path.with_suffix(".png"), titles)
+    if path.suffix.lower() in (".jpg", ".jpeg"):  # a photo figure for the README: JPEG is a fifth of the size
+        from PIL import Image
+
+        Image.open(png).convert("RGB").save(path, quality=88)
+        png.unlink()
+    return path
 
 
 def write_results(res: dict, out: Path) -> None:
@@ -165,7 +171,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-fakeface")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--set", action="append", default=[], help="override for every recipe")
-    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "fakeface_saliency.png")
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "fakeface_saliency.jpg")
     args = parser.parse_args()
     if not (args.data / "real").is_dir() or not (args.data / "fake").is_dir():
         sys.exit(f"bench_fakeface: {args.data}: needs real/ and fake/ (see ../shared/data/README.md)")
