@@ -125,13 +125,7 @@ def saliency_figure(model: Path, split: Path, path: Path) -> Path:
     maps = saliency_maps(det.model, [arrays[i] for i in chosen], ("guided_backprop", "gradcam"),
                          ["fake"] * len(chosen))
     titles = [f"{CLASSES[y[i]]}, P(fake) {p[i]:.2f}; explaining the fake score" for i in chosen]
-    png = plot_saliency_grid([arrays[i] for i in chosen], maps, path.with_suffix(".png"), titles)
-    if path.suffix.lower() in (".jpg", ".jpeg"):  # a photo figure for the README: JPEG is a fifth of the size
-        from PIL import Image
-
-        Image.open(png).convert("RGB").save(path, quality=88)
-        png.unlink()
-    return path
+    return plot_saliency_grid([arrays[i] for i in chosen], maps, path, titles)
 
 
 def write_results(res: dict, out: Path) -> None:

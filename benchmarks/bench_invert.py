@@ -33,7 +33,7 @@ encoder's z refined by a few Adam steps)::
    from 64x64 to 150x150: mean Euclidean distance and the fraction under dlib's same-person
    threshold 0.6, with another photo of the set as the different-person baseline; with
    ``--face-model`` also the mean cosine similarity of a ``facevox face train`` embedder.
-4. The figure ``docs/figures/invert_real.png`` (``--figure``): 8 real targets and, one row per
+4. The figure ``docs/figures/invert_real.jpg`` (``--figure``): 8 real targets and, one row per
    method, their reconstructions.
 
 The feature network (perceptual loss and FD) is the recipe's untrained ResNet-18 unless
@@ -360,7 +360,7 @@ def main() -> None:
     parser.add_argument("--n-real", type=int, default=100, help="real photos to invert (default 100; 0 = all)")
     parser.add_argument("--face-model", type=Path, help="a facevox face embedder (facevox face train OUT/model) "
                                                         "for the cosine similarity of identities")
-    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "invert_real.png")
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "invert_real.jpg")
     parser.add_argument("--device", help="auto (default), cpu, cuda, ...")
     parser.add_argument("--redo", action="store_true", help="measure again what results.json already holds")
     args = parser.parse_args()

@@ -238,3 +238,15 @@ def test_report_renders_in_chromium(tmp_path: Path, trials: tuple[np.ndarray, np
     assert pixels.std() > 15  # a blank or failed render is (nearly) uniform
     colours, counts = np.unique(pixels.reshape(-1, 3) // 8, axis=0, return_counts=True)
     assert counts.max() / counts.sum() < 0.85 and len(colours) > 50
+
+
+def test_figures_save_as_jpeg_for_a_jpg_path(tmp_path):
+    from PIL import Image
+
+    from facevox.report import plot_image_grid
+
+    path = plot_image_grid(np.zeros((2, 8, 8, 3), np.uint8), tmp_path / "grid.jpg")
+    with Image.open(path) as img:
+        assert img.format == "JPEG"
+    with Image.open(plot_image_grid(np.zeros((1, 8, 8, 3), np.uint8), tmp_path / "grid.png")) as img:
+        assert img.format == "PNG"
