@@ -13,7 +13,9 @@ from facevox.explain.overlay import overlay, plot_saliency_grid
 from facevox.registry import EXPLAINERS, MODELS, create_model
 from facevox.tasks.fakeface.saliency import detector_target, saliency_maps, usable_methods
 
-TINY = {"resnet18": {"width": 8}, "resnet50": {"width": 8}, "spectral_logreg": {"size": 32}}
+FACE = {"width": 4, "embed_dim": 16, "input_size": (32, 32)}
+TINY = {"resnet18": {"width": 8}, "resnet50": {"width": 8}, "spectral_logreg": {"size": 32},
+        "sphere20": FACE, "iresnet18": FACE, "iresnet50": FACE, "mobilefacenet": FACE}
 
 
 def image_models() -> list[str]:
@@ -39,14 +41,14 @@ def test_the_image_models_are_found():
 def test_every_explainer_on_every_image_model(model_name, method):
     torch.manual_seed(0)
     model = create_model(model_name, **TINY.get(model_name, {})).eval()
-    x = torch.rand(2, 3, 32, 32)
+    x = torch.rand(2, *model.example_input_shape)  # image classifiers explain P(fake), embedders dimension 0
     if method == "gradcam" and not usable_methods(model, ["gradcam"]):
         with pytest.raises(FacevoxError, match="Grad-CAM needs a convolutional layer"):
             create_explainer(method, model=model)
         return
     with create_explainer(method, model=model) as explainer:
         maps = explainer.attribute(x, detector_target("fake"))
-    assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all() and (maps >= 0).all()
+    assert maps.shape == (2, *x.shape[-2:]) and torch.isfinite(maps).all() and (maps >= 0).all()
     assert maps.abs().sum() > 0
 
 
