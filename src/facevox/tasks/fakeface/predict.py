@@ -42,7 +42,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: i
     files = expand_paths(paths)
     rows: list[dict[str, Any]] = []
     bad: list[tuple[Path, str]] = []
-    bar = _bar(len(files)) if progress and len(files) > batch_size else None
+    bar = _Progress(len(files)) if progress and len(files) > batch_size else None
     for start in range(0, len(files), batch_size):
         chunk, images = [], []
         for f in files[start : start + batch_size]:
@@ -65,7 +65,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: i
     return rows, bad
 
 
-class _bar:
+class _Progress:
     """A one-line progress count on stderr (rewritten in place on a terminal)."""
 
     def __init__(self, total: int) -> None:
