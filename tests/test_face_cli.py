@@ -46,9 +46,12 @@ def test_face_cli_end_to_end(tmp_path):
                    "--out", str(tmp_path / "run"), "--set", "data.input_size=[32, 32]",
                    "--set", "model.backbone_kwargs={width: 8}", "--set", "model.embed_dim=16",
                    "--set", "train.epochs=2", "--set", "train.batch_size=8", "--set", "train.precision=fp32",
-                   "--set", "train.progress=false")
+                   "--set", "train.progress=false", "--set", "data.calib_identities=2",
+                   "--set", "scoring.target_far=0.1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert (model / "model.safetensors").is_file()
+    extra = json.loads((model / "extra.json").read_text())
+    assert len(extra["calib_identities"]) == 2 and extra["train_identities"] == 6
 
     done = facevox("face", "eval", str(tmp_path / "pairs.txt"), "--root", str(aligned), "--model", str(model),
                    "--identify", str(aligned), "--out", str(tmp_path / "eval"))
@@ -65,6 +68,9 @@ def test_face_cli_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert -1.0 <= result["score"] <= 1.0 and result["same"] == (result["score"] >= 0.1)
+    done = facevox("face", "verify", str(a), str(b), "--model", str(model), "--aligned")  # the stored threshold
+    assert done.returncode == 0, done.stderr
+    assert "decision:" in done.stdout and f"threshold {extra['threshold']:.4f}" in done.stdout
 
 
 def test_face_cli_errors(tmp_path):
@@ -79,4 +85,8 @@ def test_face_cli_errors(tmp_path):
     done = facevox("face", "train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"),
                    "--set", "model.backbone=resnet_nope")
     assert done.returncode == 2 and "unknown model 'resnet_nope'" in done.stderr
+    assert not (tmp_path / "run").exists()
+    done = facevox("face", "train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"),
+                   "--set", "data.calib_identities=1")
+    assert done.returncode == 2 and "data.calib_identities" in done.stderr
     assert not (tmp_path / "run").exists()

@@ -15,6 +15,7 @@ class FaceData:
     flip: bool = True  # random horizontal flips in training
     min_images: int = 2  # identities with fewer images are left out of training
     skip_bad: bool = False  # skip undecodable images and list them, instead of stopping
+    calib_identities: int = 0  # identities held out of training to set verify's threshold (0: no threshold)
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,44 @@ def _step_hooks(head: nn.Module, cfg: FaceConfig, batches_per_epoch: int) -> lis
     return hooks
 
 
+def _held_out(identities: dict[str, list[Path]], n: int, seed: int) -> dict[str, list[Path]]:
+    """``n`` identities (seeded choice) kept out of training to set the decision threshold."""
+    if n == 0:
+        return {}
+    if n < 2 or n > len(identities) - 2:
+        raise FacevoxError(f"calib_identities must be 0, or 2 to {len(identities) - 2} (the others train), got {n}",
+                           "data.calib_identities")
+    names = sorted(identities)
+    picked = np.random.default_rng(seed).choice(len(names), n, replace=False)
+    return {names[i]: identities[names[i]] for i in sorted(picked)}
+
+
+def _threshold(model: nn.Module, calib: dict[str, list[Path]], cfg: FaceConfig) -> dict[str, Any]:
+    """The cosine threshold at ``scoring.target_far`` on all pairs of the held-out identities."""
+    from facevox.metrics import tar_at_far
+    from facevox.tasks.face.embed import FaceEmbedder
+
+    paths = [p for files in calib.values() for p in files]
+    owner = [n for n, files in calib.items() for _ in files]
+    arrays, kept = load_faces(paths, tuple(cfg.data.input_size), cfg.data.skip_bad)
+    who = [owner[paths.index(p)] for p in kept]
+    emb = FaceEmbedder(model, tuple(cfg.data.input_size), flip=cfg.scoring.flip).embed(arrays)
+    i, j = np.triu_indices(len(kept), k=1)
+    scores = np.sum(emb[i] * emb[j], axis=1)
+    same = np.array([who[a] == who[b] for a, b in zip(i, j, strict=True)])
+    if same.all() or not same.any():
+        raise FacevoxError("the held-out identities give no same or no different pairs", "data.calib_identities")
+    tar, thr = tar_at_far(scores, same, cfg.scoring.target_far)
+    if not np.isfinite(thr):  # even the top score lets too many different pairs in
+        print(f"face: no threshold stored: no cosine keeps the held-out FAR at {cfg.scoring.target_far:g}",
+              file=sys.stderr)
+        return {}
+    print(f"face: threshold {thr:.4f} at FAR {cfg.scoring.target_far:g} on {len(calib)} held-out identities "
+          f"(TAR {tar:.3f})")
+    return {"threshold": float(thr), "threshold_far": cfg.scoring.target_far, "threshold_tar": float(tar),
+            "calib_identities": sorted(calib)}
+
+
 def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str = "unknown") -> dict[str, Any]:
     """Train ``cfg.model.backbone`` with ``cfg.loss`` on ``cfg.data.train``; save OUT/model."""
     if not cfg.data.train:
@@ -50,6 +89,8 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
     seed_everything(cfg.train.seed)
     model = build_backbone(cfg)  # before anything is written: a bad name leaves nothing behind
     identities = {n: f for n, f in read_identities(cfg.data.train).items() if len(f) >= cfg.data.min_images}
+    calib = _held_out(identities, cfg.data.calib_identities, cfg.train.seed)
+    identities = {n: f for n, f in identities.items() if n not in calib}
     if len(identities) < 2:
         raise FacevoxError(f"training needs at least 2 identities with {cfg.data.min_images}+ images, "
                            f"found {len(identities)}", cfg.data.train)
@@ -81,6 +122,8 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
     extra = {"task": "face", "input_size": list(cfg.data.input_size), "flip": cfg.scoring.flip,
              "train_seconds": train_seconds, "train_identities": len(identities), "train_images": len(kept),
              "loss": cfg.loss.name}
+    if calib:
+        extra.update(_threshold(model, calib, cfg))
     folder = save_model(out / "model", model, config=cfg, extra=extra,
                         card=ModelCard(task=f"face verification embeddings ({cfg.loss.name} loss)",
                                        data=f"{cfg.data.train}: {len(identities)} identities, {len(kept)} images",
