@@ -177,3 +177,51 @@ def _read_optional_yaml(path: Path) -> dict[str, Any]:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise FacevoxError(f"not valid YAML ({err})", path) from None
+
+
+def load_weights(module: nn.Module, path: str | Path, *, what: str = "the module", key: str | None = None,
+                 optional: str | None = None) -> list[str]:
+    """Load a state-dict file (``torch.save`` or safetensors) into ``module``; returns the keys left as they were.
+
+    The state dict may sit under ``key`` (or ``state_dict``/``model``) of a checkpoint dict; a
+    ``module.`` prefix (DataParallel) is removed. Keys starting with ``optional`` (e.g. ``"fc."``,
+    a classifier whose class count differs) are skipped when the file lacks them or their shape
+    differs. Anything else that is unreadable or does not fit raises a one-line
+    :class:`FacevoxError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FacevoxError("weights file not found", path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise FacevoxError(f"cannot read weights ({' '.join(str(err).split())[:160]})", path) from None
+    for k in (key, "state_dict", "model"):
+        if k and isinstance(state, Mapping) and isinstance(state.get(k), Mapping):
+            state = state[k]
+            break
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FacevoxError("not a state dict (a mapping of parameter names to tensors)", path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = module.state_dict()
+    skipped = [k for k in own if optional and k.startswith(optional)
+               and (k not in state or tuple(state[k].shape) != tuple(own[k].shape))]
+    state = {k: v for k, v in state.items() if k not in skipped}
+    missing = [k for k in own if k not in state and k not in skipped]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise FacevoxError(f"weights do not fit {what} ({len(missing)} missing, {len(unexpected)} unexpected "
+                           f"keys, e.g. {detail})", path)
+    wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise FacevoxError(f"weights do not fit {what} (shape of {k}: {tuple(state[k].shape)}, "
+                           f"expected {tuple(own[k].shape)})", path)
+    module.load_state_dict(state, strict=not skipped)
+    return skipped

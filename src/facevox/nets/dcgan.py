@@ -55,16 +55,12 @@ def load_gan_face_generator(path: str | Path | None = None) -> DCGANGenerator:
 
     Only the weights are read (key ``netG_state_dict``); the package's own code is not imported.
     """
-    path = Path(path) if path else gan_face_weights_path()
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        state = payload["netG_state_dict"]
-    except Exception as err:
-        raise FacevoxError(f"cannot read DCGAN generator weights ({' '.join(str(err).split())[:160]})", path) from None
+    from facevox.checkpoint import load_weights
     from facevox.registry import create_model
 
     g = create_model("dcgan_generator")
-    g.load_state_dict(state)
+    load_weights(g, Path(path) if path else gan_face_weights_path(), what="the DCGAN generator",
+                 key="netG_state_dict")
     return g.eval()
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from facevox.errors import FacevoxError
 from facevox.registry import register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -144,33 +143,9 @@ def load_torchvision_weights(model: ResNet, path: str | Path) -> list[str]:
     Returns the keys left at their initial values (``fc.*`` when the class count differs).
     Raises :class:`FacevoxError` naming the file when it cannot be read or does not fit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FacevoxError("pretrained weights not found", path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from facevox.checkpoint import load_weights
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FacevoxError(f"cannot read pretrained weights ({' '.join(str(err).split())[:160]})", path) from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = model.state_dict()
-    skipped = [k for k in own if k.startswith("fc.") and (k not in state or state[k].shape != own[k].shape)]
-    state = {k: v for k, v in state.items() if k not in skipped}
-    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    if wrong:
-        raise FacevoxError(f"weights do not fit this ResNet (shape of {wrong[0]}: {tuple(state[wrong[0]].shape)}, "
-                           f"expected {tuple(own[wrong[0]].shape)})", path)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k not in skipped]
-    if missing or unexpected:
-        bad = (list(missing) + list(unexpected))[:3]
-        raise FacevoxError(f"weights do not fit this ResNet (mismatched keys: {', '.join(bad)})", path)
-    return skipped
+    return load_weights(model, path, what="this ResNet", optional="fc.")
 
 
 @register_model("resnet18")

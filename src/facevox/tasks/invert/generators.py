@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from facevox.checkpoint import load_weights
 from facevox.errors import FacevoxError
 
 DCGAN_FACE = "dcgan-face"
@@ -122,13 +123,8 @@ def load_generator(source: str = DCGAN_FACE, *, weights: str | Path = "", nz: in
 
 def _dcgan_face(weights: str | Path) -> nn.Module:
     from facevox.nets.dcgan import load_gan_face_generator
-    from facevox.registry import create_model
 
-    if not weights:
-        return load_gan_face_generator()
-    net = create_model("dcgan_generator")
-    load_weights(net, weights, what="the DCGAN generator", key="netG_state_dict")
-    return net.eval()
+    return load_gan_face_generator(weights or None)
 
 
 def _torchscript(path: Path) -> nn.Module:
@@ -175,44 +171,3 @@ def _from_factory(source: str, nz: int | None) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise FacevoxError(f"the factory returned a {type(net).__name__}, not an nn.Module", source)
     return net
-
-
-def load_weights(module: nn.Module, path: str | Path, *, what: str = "the module", key: str | None = None) -> None:
-    """Load a state dict file into ``module``; a file that is unreadable or does not fit raises a
-    one-line :class:`FacevoxError` naming the file.
-
-    The state dict may sit under ``key`` (or ``state_dict``/``model``) of a checkpoint dict;
-    a ``module.`` prefix (DataParallel) is removed.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FacevoxError("weights file not found", path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FacevoxError(f"cannot read weights ({' '.join(str(err).split())[:160]})", path) from None
-    for k in (key, "state_dict", "model"):
-        if k and isinstance(state, Mapping) and isinstance(state.get(k), Mapping):
-            state = state[k]
-            break
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise FacevoxError("not a state dict (a mapping of parameter names to tensors)", path)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise FacevoxError(f"weights do not fit {what} ({len(missing)} missing, {len(unexpected)} unexpected "
-                           f"keys, e.g. {detail})", path)
-    wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if wrong:
-        k = wrong[0]
-        raise FacevoxError(f"weights do not fit {what} (shape of {k}: {tuple(state[k].shape)}, "
-                           f"expected {tuple(own[k].shape)})", path)
-    module.load_state_dict(state)
