@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -141,3 +142,13 @@ def load_each(paths: Iterable[str | Path], load: Callable[[Path], Any],
                 raise
             bad.append((Path(path), err.problem))
     return loaded, bad
+
+
+def report_skipped(bad: Iterable[tuple[Path, str]], kind: str = "file") -> set[Path]:
+    """Print the summary of the files :func:`load_each` skipped (one line each, on stderr); returns their paths."""
+    bad = list(bad)
+    if bad:
+        print(f"skipped {len(bad)} bad {kind}(s):", file=sys.stderr)
+        for path, problem in bad:
+            print(f"  {path}: {problem}", file=sys.stderr)
+    return {Path(p) for p, _ in bad}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from facevox.data import SeededDataset
-from facevox.fileio import load_each
+from facevox.fileio import load_each, report_skipped
 from facevox.image.io import load_image
 from facevox.image.transforms import to_tensor
 
@@ -28,11 +27,7 @@ def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def load_faces(paths: Sequence[Path], size: tuple[int, int], skip_bad: bool) -> tuple[list[np.ndarray], list[Path]]:
     """Decode and resize aligned crops; bad files raise, or are skipped and listed on stderr."""
     arrays, bad = load_each(paths, lambda p: resize_to(load_image(p), size), skip_bad)
-    bad_paths = {p for p, _ in bad}
-    if bad:
-        print(f"skipped {len(bad)} bad image(s):", file=sys.stderr)
-        for p, why in bad:
-            print(f"  {p}: {why}", file=sys.stderr)
+    bad_paths = report_skipped(bad, "image")
     return arrays, [Path(p) for p in paths if Path(p) not in bad_paths]
 
 

@@ -31,6 +31,7 @@ class FaceScorer:
     def __init__(self, model: str | Path | None = None, backend: str = "model", precision: str = "fp32") -> None:
         self.backend = backend
         self.threshold: float | None = None
+        self._cache: dict[tuple[Path, Any], np.ndarray] = {}
         if backend == "dlib":
             from facevox.tasks.face.dlib_backend import DlibEmbedder
 
@@ -59,18 +60,20 @@ class FaceScorer:
 
     def embed_files(self, paths: Sequence[Path], align: Callable[[np.ndarray, Path], np.ndarray] | None = None,
                     ) -> dict[Path, np.ndarray]:
+        """Embeddings of image files, each decoded and embedded once per scorer (pairs and
+        identification on the same folder share them)."""
         unique = list(dict.fromkeys(paths))
-        out: dict[Path, np.ndarray] = {}
-        for start in range(0, len(unique), 64):
-            chunk = unique[start : start + 64]
+        todo = [p for p in unique if (p, align) not in self._cache]
+        for start in range(0, len(todo), 64):
+            chunk = todo[start : start + 64]
             images = [load_image(p) for p in chunk]
             if align is not None:
                 images = [align(img, p) for img, p in zip(images, chunk, strict=True)]
             for p, e in zip(chunk, self.embed(images), strict=True):
-                out[p] = e
-            if len(unique) > 200:
-                print(f"embedded {min(start + 64, len(unique))}/{len(unique)} images", file=sys.stderr)
-        return out
+                self._cache[(p, align)] = e
+            if len(todo) > 200:
+                print(f"embedded {min(start + 64, len(todo))}/{len(todo)} images", file=sys.stderr)
+        return {p: self._cache[(p, align)] for p in unique}
 
 
 def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, scorer: FaceScorer,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from facevox.config import load_config
@@ -37,6 +36,7 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from facevox.fileio import report_skipped
     from facevox.tasks.fakeface.predict import predict, write_predictions
 
     rows, bad = predict(args.model, args.paths, batch_size=args.batch_size, precision=args.precision,
@@ -47,8 +47,7 @@ def _predict(args: argparse.Namespace) -> None:
     else:
         for r in rows:
             print(f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}")
-    for path, why in bad:
-        print(f"skipped {path}: {why}", file=sys.stderr)
+    report_skipped(bad, "image")
 
 
 def _explain(args: argparse.Namespace) -> None:

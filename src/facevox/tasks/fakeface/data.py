@@ -23,7 +23,7 @@ import numpy as np
 
 from facevox.data import SeededDataset
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_write_text, load_each
+from facevox.fileio import atomic_write_text, load_each, report_skipped
 from facevox.image.io import list_image_files, load_image
 from facevox.image.transforms import AugmentSettings, augment, mask_region, resize_square
 
@@ -155,15 +155,9 @@ def load_resized(items: Sequence[LabelledImage], size: int, skip_bad: bool, mask
     def load(p: Path) -> np.ndarray:
         return mask_region(resize_square(load_image(p), size), mask)
 
-    by_path = {it.path: it for it in items}
     arrays, bad = load_each([it.path for it in items], load, skip_bad)
-    bad_paths = {p for p, _ in bad}
-    good = [by_path[it.path] for it in items if it.path not in bad_paths]
-    if bad:
-        print(f"skipped {len(bad)} bad image(s):", file=sys.stderr)
-        for p, why in bad:
-            print(f"  {p}: {why}", file=sys.stderr)
-    return arrays, good
+    bad_paths = report_skipped(bad, "image")
+    return arrays, [it for it in items if it.path not in bad_paths]
 
 
 class TrainImages(SeededDataset):

@@ -12,7 +12,7 @@ import numpy as np
 
 from facevox.audit import group_metrics
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_write_json, atomic_write_text
+from facevox.fileio import atomic_write_text
 from facevox.image.transforms import PERTURBATIONS
 from facevox.metrics import accuracy_at, average_precision, roc_auc
 from facevox.report import Table, classification_report, plot_bars, plot_image_grid
@@ -94,8 +94,7 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
         figures.append(("Average precision under perturbations", out / "robustness.png"))
     metrics = classification_report(p, y, out, "GAN-face detection", CLASSES, det.threshold, extra_metrics=extra,
                                      extra_figures=figures, tables=tables, notes=notes)
-    atomic_write_json(out / "metrics.json", metrics)
-    return metrics
+    return metrics  # classification_report wrote metrics.json with the extras
 
 
 def _write_scores(path: Path, items: list[LabelledImage], p: np.ndarray, threshold: float) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_write_text
+from facevox.fileio import atomic_write_text, load_each
 from facevox.image.io import list_image_files, load_image
 from facevox.tasks.fakeface.data import CLASSES
 from facevox.tasks.fakeface.scoring import Detector
@@ -44,24 +44,18 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: i
     bad: list[tuple[Path, str]] = []
     bar = _Progress(len(files)) if progress and len(files) > batch_size else None
     for start in range(0, len(files), batch_size):
-        chunk, images = [], []
-        for f in files[start : start + batch_size]:
-            try:
-                images.append(load_image(f))
-                chunk.append(f)
-            except FacevoxError as err:
-                if not skip_bad:
-                    raise
-                bad.append((f, err.problem))
+        batch = files[start : start + batch_size]
+        images, batch_bad = load_each(batch, load_image, skip_bad)
+        bad += batch_bad
+        skipped = {p for p, _ in batch_bad}
+        chunk = [f for f in batch if f not in skipped]
         probs = det.probs(images) if images else np.zeros(0)
         for f, pf in zip(chunk, probs, strict=True):
             fake = bool(pf >= det.threshold)
             rows.append({"path": str(f), "label": CLASSES[int(fake)], "confidence": float(pf if fake else 1 - pf),
                          "p_fake": float(pf)})
         if bar:
-            bar.update(len(files[start : start + batch_size]))
-    if bar:
-        bar.close()
+            bar.update(len(batch))
     return rows, bad
 
 
@@ -76,9 +70,6 @@ class _Progress:
         if self.tty or self.done == self.total:
             end = "\r" if self.tty and self.done < self.total else "\n"
             print(f"predict: {self.done}/{self.total} images", end=end, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
 
 
 def write_predictions(path: str | Path, rows: list[dict[str, Any]]) -> Path:

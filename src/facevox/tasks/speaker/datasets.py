@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +12,7 @@ from facevox.audio.features import random_crop
 from facevox.audio.io import load_many
 from facevox.data import SeededDataset
 from facevox.errors import FacevoxError
+from facevox.fileio import report_skipped
 from facevox.tasks.speaker.corpus import Corpus, Utterance
 
 SAMPLE_RATE = 16000
@@ -23,11 +23,7 @@ class Waves:
 
     def __init__(self, utterances: Sequence[Utterance], min_seconds: float, skip_bad: bool, max_seconds: float) -> None:
         waves, bad = load_many([u.path for u in utterances], SAMPLE_RATE, min_seconds=min_seconds, skip_bad=skip_bad)
-        bad_paths = {p for p, _ in bad}
-        if bad:
-            print(f"skipped {len(bad)} bad file(s):", file=sys.stderr)
-            for path, problem in bad:
-                print(f"  {path}: {problem}", file=sys.stderr)
+        bad_paths = report_skipped(bad)
         kept = [u for u in utterances if u.path not in bad_paths]
         if not kept:
             raise FacevoxError("no usable audio file in the training corpus")
