@@ -10,8 +10,10 @@ systems::
 
 Per system: test accuracy (threshold 0.5), AP, ROC-AUC and training time. Then, for the best
 CNN: AP under perturbations, AP with the generator's watermark corner greyed out at test time,
-the cross-generator check on 64x64 DCGAN faces (``gan-face-generate``, ``make setup``),
-predict speed in fp32 and bf16, and the saliency figure ``docs/figures/fakeface_saliency.png``.
+the cross-generator check on 64x64 DCGAN faces (``gan-face-generate``, ``make setup``), the
+best CNN fused with a pretrained face network (``fakeface fuse``: dlib's face recognition ResNet,
+frozen, with a logistic regression on its descriptors), predict speed in fp32 and bf16, and the
+saliency figure ``docs/figures/fakeface_saliency.jpg``.
 Results go to ``OUT/results.json`` and ``OUT/results.md``; a trained system is not trained again.
 """
 
@@ -34,6 +36,7 @@ from facevox.metrics import accuracy_at, average_precision, roc_auc
 from facevox.tasks.fakeface.config import FakefaceConfig
 from facevox.tasks.fakeface.data import CLASSES, load_resized, read_split, split_for
 from facevox.tasks.fakeface.evaluate import evaluate_detector
+from facevox.tasks.fakeface.face_probe import fuse_detector
 from facevox.tasks.fakeface.scoring import Detector
 from facevox.tasks.fakeface.train import train_fakeface
 
@@ -152,6 +155,15 @@ def write_results(res: dict, out: Path) -> None:
         lines += ["", f"Cross-generator ({res['best']}): {c['n_fake']} DCGAN faces vs {c['n_real']} real test "
                       f"photos at 64x64: AP {c['average_precision']:.3f}, ROC-AUC {c['roc_auc']:.3f}, "
                       f"accuracy {c['accuracy']:.3f}."]
+    if "fused" in res:
+        f = res["fused"]
+        lines += ["", f"`fakeface fuse` of {res['best']} with dlib face descriptors ({f['seconds']:.0f} s; CNN weight "
+                      f"{f['cnn_weight']:g}, C {f['strength']:g}, both chosen on val), test split:", "",
+                      "| scorer | AP | ROC-AUC | accuracy |", "|---|---:|---:|---:|"]
+        for k, name in (("cnn", res["best"]), ("face_probe", "dlib face descriptors + logistic regression"),
+                        ("fused", "fused")):
+            v = f[k]
+            lines.append(f"| {name} | {v['average_precision']:.3f} | {v['roc_auc']:.3f} | {v['accuracy']:.3f} |")
     if "speed" in res:
         lines += ["", "| model | predict fp32 (img/s) | predict bf16 (img/s) |", "|---|---:|---:|"]
         for k, v in res["speed"].items():
@@ -194,6 +206,12 @@ def main() -> None:
             res["cross_generator"] = cross_generator(model, split, n_fake=len(splits["test"]))
         except Exception as err:  # gan-face-generate not installed: say so, keep the rest
             print(f"cross-generator check skipped: {err}", file=sys.stderr)
+        try:
+            t0 = time.perf_counter()
+            res["fused"] = fuse_detector(model, split, args.out / "fused")
+            res["fused"]["seconds"] = time.perf_counter() - t0
+        except Exception as err:  # face_recognition not installed: say so, keep the rest
+            print(f"fusion with the face probe skipped: {err}", file=sys.stderr)
         res["speed"] = {r["label"]: predict_speed(Path(r["model"])) for r in res["systems"]}
         write_results(res, args.out)
         args.figure.parent.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,34 @@ def test_guided_backprop_stops_negative_gradients_at_relus():
         assert e.attribute(x, class_score(0), reduce=False).abs().sum() == 0
 
 
+def test_smoothgrad_of_a_linear_model_is_its_weights():
+    model = _linear()
+    x = torch.randn(2, 3, 4, 4)
+    w = model[1].weight.reshape(3, 4, 4).expand(2, 3, 4, 4)
+    with create_explainer("smoothgrad", model=model, n_samples=5) as e:
+        torch.testing.assert_close(e.attribute(x, class_score(0), reduce=False), w)
+    with create_explainer("smoothgrad", model=model, n_samples=5, squared=True) as e:
+        torch.testing.assert_close(e.attribute(x, class_score(0), reduce=False), w.square())
+
+
+def test_smoothgrad_averages_a_step_gradient_into_the_normal_cdf():
+    # d sum(relu(x)) / dx is the step 1[x > 0]; under noise N(0, s^2) its mean is Phi(x / s), with
+    # s = 0.15 * (max - min) = 0.3 here: about 0, 1/2 and 1 at x = -1, 0, 1
+    model = nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(3, 1, bias=False))
+    with torch.no_grad():
+        model[2].weight.fill_(1.0)
+    x = torch.tensor([[[[-1.0, 0.0, 1.0]]]])
+    with create_explainer("smoothgrad", model=model, n_samples=2000) as e:
+        attr = e.attribute(x, class_score(0), reduce=False).flatten()
+        again = e.attribute(x, class_score(0), reduce=False).flatten()
+    torch.testing.assert_close(attr, torch.tensor([0.0, 0.5, 1.0]), atol=0.04, rtol=0)
+    assert torch.equal(attr, again)  # seeded noise: the same map twice
+    with create_explainer("smoothgrad", model=model, noise_level=0.0, n_samples=1) as e:
+        assert e.attribute(x, class_score(0), reduce=False).flatten().tolist() == [0.0, 0.0, 1.0]
+    with pytest.raises(FacevoxError, match="n_samples >= 1"):
+        create_explainer("smoothgrad", model=model, n_samples=0)
+
+
 def test_guided_backprop_refuses_inplace_relus():
     model = nn.Sequential(nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4, 1))
     with create_explainer("guided_backprop", model=model) as e, pytest.raises(FacevoxError, match="in-place"):

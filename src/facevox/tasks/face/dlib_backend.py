@@ -18,6 +18,9 @@ from facevox.errors import FacevoxError
 
 class DlibEmbedder:
     def __init__(self, jitters: int = 1) -> None:
+        from PIL import ImageFile
+
+        truncated_ok = ImageFile.LOAD_TRUNCATED_IMAGES
         try:
             with warnings.catch_warnings():  # face_recognition_models imports the deprecated pkg_resources
                 warnings.simplefilter("ignore")
@@ -25,6 +28,8 @@ class DlibEmbedder:
         except Exception as err:  # ImportError, or pkg_resources missing under setuptools >= 81
             raise FacevoxError(f"the dlib backend needs face_recognition, dlib-bin and face-recognition-models "
                                f"(make setup): {err}") from None
+        finally:  # face_recognition's import sets PIL's LOAD_TRUNCATED_IMAGES for the whole process:
+            ImageFile.LOAD_TRUNCATED_IMAGES = truncated_ok  # truncated files must stay errors
         self._fr = face_recognition
         self.jitters = jitters
 

@@ -1,4 +1,4 @@
-"""``facevox fakeface ...``: train, eval, predict, explain. Each command is a thin call into the task."""
+"""``facevox fakeface ...``: train, fuse, eval, predict, explain. Each command is a thin call into the task."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def _train(args: argparse.Namespace) -> None:
         line += f"\ntest: AP {t['average_precision']:.4f}  ROC-AUC {t['roc_auc']:.4f}  accuracy {t['accuracy']:.4f}"
         line += f"\nreport: {Path(args.out) / 'eval' / 'report.html'}"
     print(line)
+
+
+def _fuse(args: argparse.Namespace) -> None:
+    from facevox.tasks.fakeface.face_probe import fuse_detector
+
+    m = fuse_detector(args.model, args.split, args.out, box=args.face_box, skip_bad=args.skip_bad)
+    print(f"test AP: CNN {m['cnn']['average_precision']:.4f}, face probe {m['face_probe']['average_precision']:.4f}, "
+          f"fused {m['fused']['average_precision']:.4f} (CNN weight {m['cnn_weight']:g}, chosen on val)")
+    print(f"model: {args.out}")
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -59,7 +68,7 @@ def _explain(args: argparse.Namespace) -> None:
 
 def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     """Register the fakeface commands on the ``facevox fakeface`` sub-parser."""
-    from facevox.tasks.fakeface.saliency import METHODS
+    from facevox.tasks.fakeface.saliency import ALL_METHODS, METHODS
 
     p = sub.add_parser("train", help="train a detector (ResNet-50/18 or the spectral baseline)",
                        description="Train a GAN-face detector; the test split is scored at the end.")
@@ -71,6 +80,20 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
     add_set(p)
     p.set_defaults(handler=_train)
+
+    from facevox.tasks.fakeface.face_probe import FFHQ_FACE_BOX
+
+    p = sub.add_parser("fuse", help="add a pretrained face network's probe to a trained detector",
+                       description="Fit a logistic regression on dlib face descriptors (train split), choose "
+                                   "how much it counts against the CNN (val split), report test AP, and "
+                                   "save the fused detector as a new model folder.")
+    p.add_argument("--model", required=True, help="model folder of fakeface train (OUT/model)")
+    p.add_argument("--split", required=True, help="the split file the model was trained with (OUT/split.csv)")
+    p.add_argument("--out", required=True, help="folder for the fused model")
+    p.add_argument("--face-box", type=float, nargs=4, default=list(FFHQ_FACE_BOX), metavar=("X0", "Y0", "X1", "Y1"),
+                   help="face region as fractions of the image (default: FFHQ alignment's)")
+    p.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
+    p.set_defaults(handler=_fuse)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="model folder (OUT/model of fakeface train)")
@@ -99,7 +122,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--out", default="runs/fakeface-explain")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=ALL_METHODS)
     p.add_argument("--target", default="predicted", choices=["predicted", "fake", "real"],
                    help="the score to explain (default: the predicted class's)")
     p.set_defaults(handler=_explain)

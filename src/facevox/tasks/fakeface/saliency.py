@@ -13,7 +13,8 @@ from facevox.explain import create_explainer
 from facevox.explain.base import Target
 from facevox.image.transforms import to_tensor
 
-METHODS = ("gradient", "guided_backprop", "gradcam", "integrated_gradients")
+METHODS = ("gradient", "guided_backprop", "gradcam", "integrated_gradients")  # the default set
+ALL_METHODS = (*METHODS, "smoothgrad", "input_x_gradient")
 
 
 def detector_target(which: str) -> Target:
