@@ -97,6 +97,7 @@ def test_cli_fuse_eval_predict(tmp_path):
     assert len(extra["face_probe"]["coef"]) == 128 and extra["load_size"] == 256
     metrics = json.loads((fused / "fuse_metrics.json").read_text())
     assert set(metrics) >= {"cnn", "face_probe", "fused", "cnn_weight"}
+    assert "Fused with a face-descriptor probe" in (fused / "README.md").read_text()
 
     done = facevox("fakeface", "eval", "--model", str(fused), "--data", str(run / "split.csv"),
                    "--out", str(tmp_path / "eval"))

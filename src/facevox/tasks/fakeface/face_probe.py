@@ -163,4 +163,16 @@ def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path
         shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
         atomic_write_json(tmp / "extra.json", extra)
         atomic_write_json(tmp / "fuse_metrics.json", metrics)
+        card = tmp / "README.md"
+        text = card.read_text(encoding="utf-8") if card.is_file() else ""
+        card.write_text(text + _card_section(probe, metrics, model_dir, split_file), encoding="utf-8")
     return metrics
+
+
+def _card_section(probe: FaceProbe, m: dict[str, Any], model_dir: Path, split_file: Path) -> str:
+    ap = {k: m[k]["average_precision"] for k in ("cnn", "face_probe", "fused")}
+    return (f"\n## Fused with a face-descriptor probe\n\nThe CNN above (from `{model_dir}`) is fused with a "
+            f"logistic regression (C {probe.strength:g}) on dlib face descriptors of the box {list(probe.box)}, "
+            f"fitted on the train split of `{split_file}`; CNN weight {probe.cnn_weight:g} and Platt scaling "
+            f"chosen on its val split. Test AP: CNN {ap['cnn']:.4f}, probe {ap['face_probe']:.4f}, "
+            f"fused {ap['fused']:.4f}.\n")
