@@ -32,7 +32,7 @@ from common import machine_header
 from facevox.config import load_config
 from facevox.fileio import atomic_write_text
 from facevox.image.transforms import mask_region, resize_square
-from facevox.metrics import accuracy_at, average_precision, roc_auc
+from facevox.metrics import detection_summary
 from facevox.tasks.fakeface.config import FakefaceConfig
 from facevox.tasks.fakeface.data import CLASSES, load_resized, read_split, split_for
 from facevox.tasks.fakeface.evaluate import evaluate_detector
@@ -72,9 +72,7 @@ def test_images(split: Path, size: int) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def scores_of(det: Detector, arrays: list[np.ndarray], y: np.ndarray) -> dict:
-    p = det.probs(arrays)
-    return {"average_precision": float(average_precision(p, y)), "roc_auc": float(roc_auc(p, y)),
-            "accuracy": float(accuracy_at(p, y, det.threshold))}
+    return detection_summary(det.probs(arrays), y, det.threshold)
 
 
 def watermark_check(model: Path, split: Path) -> dict:

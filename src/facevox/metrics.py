@@ -363,6 +363,12 @@ def accuracy_at(scores: Any, labels: Any, threshold: float) -> float:
     return float(np.count_nonzero((s >= t) == y) / s.shape[0])
 
 
+def detection_summary(scores: Any, labels: Any, threshold: float) -> dict[str, float]:
+    """``{"average_precision", "roc_auc", "accuracy"}`` of a detector's scores; accuracy at ``threshold``."""
+    return {"average_precision": average_precision(scores, labels), "roc_auc": roc_auc(scores, labels),
+            "accuracy": accuracy_at(scores, labels, threshold)}
+
+
 def best_accuracy(scores: Any, labels: Any) -> tuple[float, float]:
     """Highest accuracy over all thresholds, and a threshold reaching it.
 

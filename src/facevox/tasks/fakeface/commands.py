@@ -68,6 +68,7 @@ def _explain(args: argparse.Namespace) -> None:
 
 def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     """Register the fakeface commands on the ``facevox fakeface`` sub-parser."""
+    from facevox.tasks.fakeface.face_probe import FFHQ_FACE_BOX
     from facevox.tasks.fakeface.saliency import ALL_METHODS, METHODS
 
     p = sub.add_parser("train", help="train a detector (ResNet-50/18 or the spectral baseline)",
@@ -80,8 +81,6 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
     add_set(p)
     p.set_defaults(handler=_train)
-
-    from facevox.tasks.fakeface.face_probe import FFHQ_FACE_BOX
 
     p = sub.add_parser("fuse", help="add a pretrained face network's probe to a trained detector",
                        description="Fit a logistic regression on dlib face descriptors (train split), choose "

@@ -14,7 +14,7 @@ from facevox.audit import group_metrics
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text
 from facevox.image.transforms import PERTURBATIONS
-from facevox.metrics import accuracy_at, average_precision, roc_auc
+from facevox.metrics import detection_summary
 from facevox.report import Table, classification_report, plot_bars, plot_image_grid
 from facevox.tasks.fakeface.data import CLASSES, LabelledImage, load_resized, read_source, read_split
 from facevox.tasks.fakeface.scoring import Detector
@@ -79,12 +79,9 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
     if perturb:
         robust = {}
         for name, fn in PERTURBATIONS.items():
-            pp = det.probs([fn(a) for a in arrays])
-            robust[name] = {"average_precision": float(average_precision(pp, y)), "roc_auc": float(roc_auc(pp, y)),
-                            "accuracy": float(accuracy_at(pp, y, det.threshold))}
+            robust[name] = detection_summary(det.probs([fn(a) for a in arrays]), y, det.threshold)
             print(f"  {name:<11} AP {robust[name]['average_precision']:.4f}")
-        robust = {"clean": {"average_precision": float(average_precision(p, y)), "roc_auc": float(roc_auc(p, y)),
-                            "accuracy": float(accuracy_at(p, y, det.threshold))}, **robust}
+        robust = {"clean": detection_summary(p, y, det.threshold), **robust}
         extra["robustness"] = robust
         tables.append(Table("Robustness: the test images re-encoded or degraded before scoring",
                             ("perturbation", "AP", "ROC-AUC", "accuracy"),

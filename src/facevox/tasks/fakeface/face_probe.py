@@ -27,7 +27,7 @@ import numpy as np
 
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_dir, atomic_write_json
-from facevox.metrics import accuracy_at, average_precision, roc_auc
+from facevox.metrics import average_precision, detection_summary
 
 FFHQ_FACE_BOX = (0.234, 0.234, 0.766, 0.766)  # x0, y0, x1, y1: the face in an FFHQ-aligned image
 CNN_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -88,9 +88,9 @@ class FaceProbe:
             raise FacevoxError(f"the model's face_probe entry is incomplete or malformed: {err}") from None
 
 
-def _scores(s: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {"average_precision": float(average_precision(s, y)), "roc_auc": float(roc_auc(s, y)),
-            "accuracy": float(accuracy_at(s, y, 0.0))}
+def _spread(values: np.ndarray) -> float:
+    """Standard deviation, or 1 for a constant score (left unscaled)."""
+    return float(np.std(values)) or 1.0
 
 
 def fit_face_probe(cnn_logits: dict[str, np.ndarray], descriptors: dict[str, np.ndarray],
@@ -106,11 +106,9 @@ def fit_face_probe(cnn_logits: dict[str, np.ndarray], descriptors: dict[str, np.
     c_best = max(STRENGTHS, key=lambda c: average_precision(fits[c].decision_function(descriptors["val"]),
                                                             labels["val"]))
     clf = fits[c_best]
-    probe_val = clf.decision_function(descriptors["val"])
-    scale = lambda v: float(np.std(v)) or 1.0  # noqa: E731 - a constant score on val: leave it unscaled
     probe = FaceProbe(coef=clf.coef_[0].astype(np.float64), intercept=float(clf.intercept_[0]),
-                      box=tuple(float(b) for b in box), cnn_scale=scale(cnn_logits["val"]),
-                      probe_scale=scale(probe_val), cnn_weight=1.0, strength=c_best)
+                      box=tuple(float(b) for b in box), cnn_scale=_spread(cnn_logits["val"]),
+                      probe_scale=_spread(clf.decision_function(descriptors["val"])), cnn_weight=1.0, strength=c_best)
 
     def val_ap(w: float) -> float:
         return average_precision(dataclasses.replace(probe, cnn_weight=w).fuse(cnn_logits["val"],
@@ -131,6 +129,7 @@ def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path
     Returns the test metrics of the CNN alone, the probe alone and the fusion (also in
     ``out/fuse_metrics.json``). ``out`` is written whole or not at all.
     """
+    from facevox.tasks.face.dlib_backend import DlibEmbedder
     from facevox.tasks.fakeface.data import load_resized, read_split
     from facevox.tasks.fakeface.scoring import Detector
 
@@ -144,6 +143,7 @@ def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path
     if det.face_probe is not None:
         raise FacevoxError("this model is already fused with a face probe", model_dir)
     sets = read_split(split_file)
+    embedder = DlibEmbedder()
     arrays, labels, logits, desc = {}, {}, {}, {}
     for part in ("train", "val", "test"):
         if not sets[part]:
@@ -152,11 +152,12 @@ def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path
         labels[part] = np.array([it.label for it in items])
         print(f"fakeface fuse: {part}: {len(items)} images", flush=True)
         logits[part] = det.logits(arrays[part])
-        desc[part] = face_descriptors(arrays[part], box)
+        desc[part] = face_descriptors(arrays[part], box, embedder)
     probe = fit_face_probe(logits, desc, labels, box)
     y = labels["test"]
-    metrics = {"cnn": _scores(logits["test"], y), "face_probe": _scores(probe.value(desc["test"]), y),
-               "fused": _scores(probe.fuse(logits["test"], desc["test"]), y),
+    metrics = {"cnn": detection_summary(logits["test"], y, 0.0),  # logit 0 = P(fake) 0.5
+               "face_probe": detection_summary(probe.value(desc["test"]), y, 0.0),
+               "fused": detection_summary(probe.fuse(logits["test"], desc["test"]), y, 0.0),
                "cnn_weight": probe.cnn_weight, "strength": probe.strength, "test_images": int(len(y))}
     extra = {**det.extra, "face_probe": probe.to_json()}
     with atomic_dir(out) as tmp:

@@ -55,7 +55,7 @@ class Detector:
 
     @torch.no_grad()
     def logits(self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """The CNN's logit of P(fake) (N,), without any face probe."""
+        """The CNN's logit of P(fake) (N,), without any face probe; images prepared a batch at a time."""
         out = []
         for i in range(0, len(images), self.batch_size):
             x = to_tensor(self.prepare(images[i : i + self.batch_size])).to(self.device)
@@ -70,10 +70,12 @@ class Detector:
 
     def probs(self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """P(fake) (N,): the sigmoid of the CNN's logit, or of the fused score for a fused model."""
-        logits = self.logits(images, progress)
-        if self.face_probe is not None and len(images):
+        if self.face_probe is None or not len(images):
+            logits = self.logits(images, progress)
+        else:  # prepared once for both the CNN and the face descriptors
             from facevox.tasks.fakeface.face_probe import face_descriptors
 
-            desc = face_descriptors(self.prepare(images), self.face_probe.box)
-            logits = self.face_probe.fuse(logits, desc)
+            prepared = self.prepare(images)
+            logits = self.face_probe.fuse(self.logits(prepared, progress),
+                                          face_descriptors(prepared, self.face_probe.box))
         return expit(np.asarray(logits, dtype=np.float64)).astype(np.float32)
