@@ -12,9 +12,9 @@ $(VENV)/.ready: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PIP) -e ".[test,explain,speaker-baseline,face-baseline]"
-	# --no-deps: gan-face-generate (the DCGAN face generator's weights) declares torchvision and
-	# wandb, and face-recognition (dlib's face model) a source build of dlib; facevox needs neither
-	$(PIP) --no-deps gan-face-generate face-recognition
+	# gan-face-generate ships the DCGAN face generator's weights.tar, the only part of it facevox
+	# reads. It cannot be an extra: it declares torchvision (forbidden here) and wandb. Hence --no-deps.
+	$(PIP) --no-deps gan-face-generate
 	$(PY) scripts/check_env.py
 	touch $@
 

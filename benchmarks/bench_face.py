@@ -11,7 +11,7 @@ centred in the frame). Training on s1-s30, evaluation on a 10-fold pairs file ma
 
 ORL's photos are not landmark-aligned but tightly framed, so they are only resized to the
 recipes' 112x96 (``face align --aligned``). Every loss uses the same backbone and budget
-(``recipes/face/mobilefacenet_<loss>.yaml``). Results: ``OUT/results.json`` and ``OUT/results.md``;
+(``src/facevox/recipes/face/mobilefacenet_<loss>.yaml``). Results: ``OUT/results.json`` and ``OUT/results.md``;
 a trained loss is not trained again.
 """
 
@@ -104,7 +104,7 @@ def main() -> None:
     order = [*LOSSES, "dlib"]
     for name in args.losses:
         out = args.out / name
-        cfg = load_config(FaceConfig, ROOT / "recipes" / "face" / f"mobilefacenet_{name}.yaml",
+        cfg = load_config(FaceConfig, f"face/mobilefacenet_{name}",
                           [f"data.train={train}", *args.set])
         if (out / "model" / "model.safetensors").is_file():
             seconds = json.loads((out / "model" / "extra.json").read_text())["train_seconds"]

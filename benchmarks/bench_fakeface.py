@@ -52,7 +52,7 @@ SYSTEMS = {  # name -> (recipe, overrides, label)
 def run_system(name: str, args: argparse.Namespace, split: Path) -> dict:
     recipe, extra_set, label = SYSTEMS[name]
     out = args.out / name
-    cfg = load_config(FakefaceConfig, ROOT / "recipes" / "fakeface" / recipe,
+    cfg = load_config(FakefaceConfig, f"fakeface/{recipe}",
                       [f"data.split={split}", *extra_set, *args.set])
     if (out / "model" / "model.safetensors").is_file() and (out / "eval" / "metrics.json").is_file():
         print(f"[{name}] already trained: {out / 'model'}")

@@ -10,7 +10,7 @@ encoder's z refined by a few Adam steps)::
     python benchmarks/bench_invert.py --out /tmp/bench-invert-smoke --encoder-steps 3 --n 4 --n-real 4 \\
         --opt-steps 3 --hybrid-steps 2 --figure /tmp/bench-invert-smoke/fig.png              # smoke run
 
-1. The encoder (``recipes/invert/encoder_dcgan.yaml``, bf16 where the CPU has it) is trained into
+1. The encoder (``src/facevox/recipes/invert/encoder_dcgan.yaml``, bf16 where the CPU has it) is trained into
    ``OUT/encoder/model`` unless it is there. The recipe's 10 epochs of 64,000 z (10,000 steps of
    64) are far beyond a 2-core CPU, so ``--encoder-steps`` sets ``train.max_steps`` (and the
    warm-up is cut to a tenth of it). The default, 800 steps (51,200 z, 0.8 of an epoch), is an
@@ -66,7 +66,7 @@ from facevox.tasks.invert.encoder import train_encoder
 from facevox.train import resolve_device, resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPE = ROOT / "recipes" / "invert" / "encoder_dcgan.yaml"
+RECIPE = ROOT / "src" / "facevox" / "recipes" / "invert" / "encoder_dcgan.yaml"
 DEFAULT_ENCODER_STEPS = 800  # about 10 min on 2 cores with bf16: 0.75 s per step (see the docstring)
 DLIB_THRESHOLD = 0.6  # dlib's same-person distance
 IDENTITY_SIZE = 150  # dlib's face chip size: the 64x64 images are enlarged to it

@@ -60,7 +60,7 @@ def run_system(name: str, args: argparse.Namespace, trials_path: Path, test_root
     row: dict = {"system": name, "label": label}
     model = None
     if recipe is not None:
-        cfg = load_config(SpeakerConfig, str(ROOT / "recipes" / "speaker" / recipe),
+        cfg = load_config(SpeakerConfig, f"speaker/{recipe}",
                           [f"data.train={args.data / 'train-clean-100'}", *args.set])
         done = out / "model" / "model.safetensors"
         if done.is_file():

@@ -19,7 +19,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_features() -> str:
+    """``native bf16`` or ``AVX2, no native bf16`` (what decides the bf16 columns), from oneDNN's view."""
+    from facevox.precision import cpu_bf16_native
+
+    if cpu_bf16_native():
+        return "native bf16"
+    return f"{torch.backends.cpu.get_cpu_capability()}, no native bf16"
+
+
 def machine_header() -> dict[str, str]:
     """What a results table says it was measured on."""
-    return {"machine": f"{cpu_name()}, {torch.get_num_threads()} threads",
+    return {"machine": f"{cpu_name()} ({cpu_features()}), {torch.get_num_threads()} threads",
             "torch": f"torch {torch.__version__}", "date": time.strftime("%Y-%m-%d")}

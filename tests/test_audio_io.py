@@ -13,6 +13,8 @@ from facevox.errors import FacevoxError
 
 SR = 16000
 
+TINY_XVECTOR = {"channels": 8, "embed_dim": 4}
+
 
 def _sine(freq: float = 440.0, seconds: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * freq * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
@@ -231,3 +233,79 @@ def test_save_wav_failure_leaves_old_file(tmp_path):
         aio.save_wav(path, np.zeros((2, 2, 2)))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["keep.wav"]
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged headers and file names that are not UTF-8
+
+
+def _raw_wav(path, rate: int, channels: int, samples: np.ndarray) -> None:
+    """A 16-bit PCM WAV whose header says ``rate`` Hz and ``channels`` channels, whatever the data is."""
+    import struct
+
+    data = (samples * 20000).astype("<i2").tobytes()
+    block = max(channels, 1) * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * block) % 2**32, block, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+@pytest.mark.parametrize("rate", [1, 999, 384001, 2**31 - 1])
+def test_absurd_sample_rate_in_the_header(tmp_path, rate):
+    path = tmp_path / "odd.wav"
+    _raw_wav(path, rate, 1, _sine(seconds=0.1))
+    err = _raises(path, f"the header claims a sample rate of {rate} Hz")
+    assert "1000 to 384000 Hz" in err.problem
+    with pytest.raises(FacevoxError, match=f"sample rate of {rate} Hz") as info:
+        aio.audio_info(path)
+    assert info.value.where == str(path)
+
+
+def test_plausible_rates_at_the_limits_still_load(tmp_path):
+    for rate in (1000, 8000, 384000):
+        path = tmp_path / f"r{rate}.wav"
+        _raw_wav(path, rate, 1, _sine(seconds=0.2, sr=rate))
+        assert aio.audio_info(path) == (rate, 1, int(0.2 * rate))
+        assert len(aio.load_audio(path)) == pytest.approx(0.2 * SR, abs=2)
+
+
+def test_zero_channels_in_the_header(tmp_path):
+    path = tmp_path / "c0.wav"
+    _raw_wav(path, SR, 0, _sine(seconds=0.1))
+    _raises(path, "cannot decode audio|channels")
+    with pytest.raises(FacevoxError, match="channel"):
+        aio.audio_info(path)
+
+
+def test_cli_names_the_file_with_a_1hz_header(tmp_path, capsys):
+    import facevox
+    from facevox.cli import main
+
+    model = facevox.create_model("speaker_embedder", backbone="xvector", backbone_kwargs=TINY_XVECTOR)
+    folder = facevox.save_model(tmp_path / "model", model, extra={"kind": "embedding"},
+                                card=facevox.ModelCard(task="speaker verification", data="none", licence="MIT"))
+    good, odd = tmp_path / "good.wav", tmp_path / "odd.wav"
+    sf.write(good, _sine(), SR)
+    _raw_wav(odd, 1, 1, _sine())
+    assert main(["speaker", "verify", str(good), str(odd), "--model", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.strip().splitlines() == [
+        f"facevox: error: {odd}: the header claims a sample rate of 1 Hz (expected 1000 to 384000 Hz): "
+        "a damaged header or not an audio file"]
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path):
+    name = os.fsdecode(b"\xff\xfe.wav")  # a valid Linux file name; Python holds the bytes as surrogates
+    spk = tmp_path / "corpus" / "spk1"
+    spk.mkdir(parents=True)
+    sf.write(os.fsencode(spk / name), _sine(), SR, format="WAV")
+    assert len(aio.load_audio(spk / name)) == SR  # it can be read when named directly
+    assert aio.audio_info(spk / name) == (SR, 1, SR)
+    with pytest.raises(FacevoxError, match="file name is not UTF-8") as info:
+        aio.list_audio_files(tmp_path / "corpus")  # but not listed into trial lists and reports
+    assert info.value.where.endswith("spk1/\\xff\\xfe.wav")
+    info.value.where.encode("utf-8")  # printable on any terminal
+    with pytest.raises(FacevoxError, match="file not found") as info:
+        aio.load_audio(spk / os.fsdecode(b"\xfe.wav"))
+    assert info.value.where.endswith("\\xfe.wav")

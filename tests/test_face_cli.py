@@ -42,7 +42,7 @@ def test_face_cli_end_to_end(tmp_path):
     assert (tmp_path / "pairs.txt").read_text().startswith("2\t5\n")
 
     model = tmp_path / "run" / "model"
-    done = facevox("face", "train", "--recipe", "recipes/face/mobilefacenet_sphereface2.yaml", "--data", str(aligned),
+    done = facevox("face", "train", "--recipe", "mobilefacenet_sphereface2", "--data", str(aligned),
                    "--out", str(tmp_path / "run"), "--set", "data.input_size=[32, 32]",
                    "--set", "model.backbone_kwargs={width: 8}", "--set", "model.embed_dim=16",
                    "--set", "train.epochs=2", "--set", "train.batch_size=8", "--set", "train.precision=fp32",

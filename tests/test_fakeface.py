@@ -204,7 +204,7 @@ def test_cli_spectral_model_and_groups(tmp_path):
     rows = ["path,label,skin"] + [f"data/{c}/nested/{c}{i}.png,{c},{'dark' if i % 2 else 'light'}"
                                   for c in ("real", "fake") for i in range(10)]
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
-    done = facevox("fakeface", "train", "--recipe", "recipes/fakeface/spectral.yaml", "--data", str(tmp_path / "m.csv"),
+    done = facevox("fakeface", "train", "--recipe", "spectral", "--data", str(tmp_path / "m.csv"),
                    "--out", str(run), "--set", "data.load_size=64")
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((run / "eval" / "metrics.json").read_text())

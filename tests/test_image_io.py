@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+import warnings
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from facevox.errors import FacevoxError
+from facevox.image import io as image_io
 from facevox.image.io import list_image_files, load_image, load_many
 
 
@@ -122,3 +127,54 @@ def test_load_many_skips_and_lists_bad_files(tmp_path):
     assert len(images) == 2 and [p.name for p, _ in bad] == ["bad.png"]
     with pytest.raises(FacevoxError, match="bad.png"):
         load_many(paths)
+
+
+# ------------------------------------------------------------------------------------------ decompression bombs
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid PNG header claiming width x height RGB pixels, with a tiny IDAT: a few dozen bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_one_line_naming_its_size(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png(60000, 60000))
+    assert path.stat().st_size < 80
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        with pytest.raises(FacevoxError) as err:
+            load_image(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: image claims 60000 x 60000 pixels, more than the limit of 179 megapixels")
+    assert "\n" not in message
+    Image.fromarray(gradient()).save(tmp_path / "good.png")
+    images, bad = load_many([tmp_path / "good.png", path, tmp_path / "good.png"], skip_bad=True)
+    assert len(images) == 2 and [(p.name, "60000 x 60000" in problem) for p, problem in bad] == [("bomb.png", True)]
+
+
+def test_the_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.fromarray(gradient(24, 32)).save(path)  # 768 pixels
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 768)
+    assert load_image(path).shape == (24, 32, 3)  # at the limit: fine
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 767)
+    with pytest.raises(FacevoxError, match="claims 32 x 24 pixels, more than the limit"):
+        load_image(path)
+
+
+def test_pillows_warning_band_and_its_error(tmp_path, monkeypatch):
+    path = tmp_path / "x.png"
+    Image.fromarray(gradient(24, 32)).save(path)  # 768 pixels
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 10_000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow warns above 500 and refuses above 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # MAX_PIXELS decides: Pillow's warning is not shown
+        assert load_image(path).shape == (24, 32, 3)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # now Pillow itself refuses (768 > 600)
+    with pytest.raises(FacevoxError, match="claims 32 x 24 pixels"):
+        load_image(path)

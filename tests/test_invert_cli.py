@@ -65,8 +65,8 @@ def test_train_encoder_writes_a_model_folder(encoder):
 def test_run_each_method(helper, encoder, tmp_path, method):
     images = photos(tmp_path / "imgs")
     out = tmp_path / "out"
-    # encoder and hybrid take the generator from the encoder's extra.json: no --generator needed
-    args = ["--encoder", str(encoder), "--hybrid-steps", "3"] if method != "optim" else [*GEN, "--steps", "5"]
+    # the encoder's extra.json names its generator, but user code runs only where the user names it: --generator
+    args = ["--encoder", str(encoder), "--hybrid-steps", "3", *GEN] if method != "optim" else [*GEN, "--steps", "5"]
     done = facevox(helper, "run", "--method", method, str(images), "--out", str(out), *args)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "PSNR" in done.stdout
@@ -83,7 +83,7 @@ def test_run_each_method(helper, encoder, tmp_path, method):
 def test_eval_compares_all_methods(helper, encoder, tmp_path):
     out = tmp_path / "eval"
     done = facevox(helper, "eval", "--encoder", str(encoder), "--n", "6", "--steps", "5", "--hybrid-steps", "3",
-                   "--out", str(out))
+                   "--out", str(out), *GEN)
     assert done.returncode == 0, done.stderr[-2000:]
     table = (out / "table.md").read_text()
     assert "FD (random-resnet18)" in table and "FID" not in table and "latent error" in table
@@ -108,3 +108,12 @@ def test_weights_that_do_not_fit_are_one_line_with_status_2(helper, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert f"{foreign}: weights do not fit the generator" in done.stderr  # the one line names the file
     assert not (tmp_path / "a").exists()
+
+
+def test_generator_code_named_only_by_a_model_folder_is_not_run(helper, encoder, tmp_path):
+    # extra.json says tiny_invert_gen:tiny; importing it because a (possibly downloaded) folder says so
+    # would run a module the user never named
+    done = facevox(helper, "run", "--method", "encoder", str(photos(tmp_path / "imgs")), "--encoder", str(encoder),
+                   "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and not (tmp_path / "out").exists()
+    assert done.stderr.count("\n") == 1 and "--generator tiny_invert_gen:tiny" in done.stderr

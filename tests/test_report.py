@@ -17,6 +17,7 @@ from PIL import Image
 
 from facevox import report
 from facevox.errors import FacevoxError
+from facevox.outdir import MARKER, output_dir
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "screenshot.sh"
 
@@ -187,19 +188,21 @@ def test_classification_report(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     labels = (rng.random(600) < 0.3).astype(int)
     probs = 1 / (1 + np.exp(-(2.5 * labels - 1.2 + rng.normal(0, 1, 600))))
-    extra_png = report.plot_image_grid(torch.rand(4, 3, 8, 8), tmp_path / "out" / "samples.png")
     table = report.Table("Per generator", ["generator", "acc"], [["stylegan", 0.9]])
-    result = report.classification_report(
-        probs,
-        labels,
-        tmp_path / "out",
-        "Detector",
-        threshold=0.5,
-        extra_metrics={"epochs": 3},
-        tables=[table],
-        extra_figures=[("Samples", extra_png)],
-    )
-    for name in ("metrics.json", "roc.png", "confusion.png", "reliability.png", "scores.png", "report.html"):
+    with output_dir(tmp_path / "out") as staged:  # a figure of the caller's own, in the same unit
+        extra_png = report.plot_image_grid(torch.rand(4, 3, 8, 8), staged / "samples.png")
+        result = report.classification_report(
+            probs,
+            labels,
+            staged,
+            "Detector",
+            threshold=0.5,
+            extra_metrics={"epochs": 3},
+            tables=[table],
+            extra_figures=[("Samples", extra_png)],
+        )
+    for name in ("metrics.json", "roc.png", "confusion.png", "reliability.png", "scores.png", "report.html",
+                 "samples.png"):
         assert (tmp_path / "out" / name).is_file(), name
     assert result["accuracy"] == pytest.approx(metrics.accuracy_at(probs, labels, 0.5))
     best_acc, best_thr = metrics.best_accuracy(probs, labels)
@@ -250,3 +253,105 @@ def test_figures_save_as_jpeg_for_a_jpg_path(tmp_path):
         assert img.format == "JPEG"
     with Image.open(plot_image_grid(np.zeros((1, 8, 8, 3), np.uint8), tmp_path / "grid.png")) as img:
         assert img.format == "PNG"
+
+
+# ----------------------------------------------------------------------------- faults while writing
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}."))
+
+
+def test_report_is_written_as_one_unit(tmp_path: Path, trials: tuple[np.ndarray, np.ndarray]) -> None:
+    scores, labels = trials
+    out = tmp_path / "run"
+    report.verification_report(scores, labels, out, "first")
+    (out / "old-extra.png").write_bytes(b"from an earlier version")
+    report.verification_report(scores + 1, labels, out, "second")
+    assert sorted(_snapshot(out)) == sorted([MARKER, "metrics.json", "roc.png", "det.png", "scores.png",
+                                             "report.html"])
+    assert "second" in (out / "report.html").read_text() and not _temporaries(out)
+
+
+def test_a_full_disk_while_reporting_keeps_the_old_report(tmp_path: Path, monkeypatch,
+                                                          trials: tuple[np.ndarray, np.ndarray]) -> None:
+    import errno
+
+    scores, labels = trials
+    out = tmp_path / "run"
+    report.verification_report(scores, labels, out, "old report")
+    before = _snapshot(out)
+    real_write_text = Path.write_text
+
+    def full_disk(self: Path, text: str, *args, **kwargs) -> int:
+        if self.name.startswith(".report.html."):  # the last file of the report: everything else is written
+            real_write_text(self, text[: len(text) // 2], *args, **kwargs)  # half of it reaches the disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(FacevoxError) as err:
+        report.verification_report(scores + 1, labels, out, "new report")
+    assert str(err.value) == f"{out}: cannot write the output: No space left on device; nothing was changed"
+    assert _snapshot(out) == before and not _temporaries(out)
+
+
+def test_matplotlib_failing_leaves_no_half_png(tmp_path: Path, monkeypatch,
+                                               trials: tuple[np.ndarray, np.ndarray]) -> None:
+    from matplotlib.figure import Figure
+
+    scores, labels = trials
+    out = tmp_path / "run"
+    report.verification_report(scores, labels, out, "old report")
+    before = _snapshot(out)
+
+    def broken_savefig(self: Figure, fname, *args, **kwargs) -> None:
+        Path(fname).write_bytes(b"\x89PNG\r\n\x1a\n half")  # the start of a PNG, then matplotlib fails
+        raise ValueError("matplotlib failed")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    fpr, tpr = _roc(scores, labels)
+    with pytest.raises(ValueError, match="matplotlib failed"):
+        report.plot_roc({"x": (fpr, tpr)}, tmp_path / "alone" / "roc.png")
+    assert list((tmp_path / "alone").iterdir()) == []  # neither roc.png nor its temporary
+    with pytest.raises(ValueError, match="matplotlib failed"):
+        report.verification_report(scores + 1, labels, out, "new report")
+    assert _snapshot(out) == before and not _temporaries(out)
+
+
+def test_eval_scores_full_disk_and_foreign_folder_are_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    import errno
+
+    from facevox.cli import main
+
+    rng = np.random.default_rng(1)
+    lines = [f"{rng.normal(2 if i % 4 == 0 else 0):.4f} {int(i % 4 == 0)}" for i in range(200)]
+    (tmp_path / "scores.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "eval"
+    assert main(["eval-scores", str(tmp_path / "scores.txt"), "--out", str(out)]) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+
+    def full_disk(self, fname, *args, **kwargs) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    from matplotlib.figure import Figure
+
+    with monkeypatch.context() as m:
+        m.setattr(Figure, "savefig", full_disk)
+        assert main(["eval-scores", str(tmp_path / "scores.txt"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"facevox: error: {out}") and "No space left on device" in err[0]
+    assert _snapshot(out) == before and not _temporaries(out)
+
+    run = tmp_path / "run"  # a run folder holding a model: not an output facevox may replace
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "model.safetensors").write_bytes(b"weights")
+    assert main(["eval-scores", str(tmp_path / "scores.txt"), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not write as an output" in err[0] and str(run) in err[0]
+    assert _snapshot(run) == {"model/model.safetensors": b"weights"} and not _temporaries(run)

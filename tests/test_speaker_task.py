@@ -22,7 +22,7 @@ from facevox.tasks.speaker.datasets import CropDataset, Waves, split_calibration
 from facevox.tasks.speaker.scoring import EmbeddingCache, as_norm, embed_files, fit_calibration
 from test_speaker_nets import TINY as TINY_SIZES
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "speaker"
+RECIPES = Path(__file__).resolve().parent.parent / "src" / "facevox" / "recipes" / "speaker"
 TINY = [
     "train.max_steps=2", "train.epochs=1", "train.batch_size=4", "train.precision=fp32", "train.progress=false",
     "data.crop_seconds=0.5", "data.crops_per_epoch=8", "pair.crop_samples=8000", "pair.pairs_per_epoch=8",

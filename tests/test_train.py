@@ -56,7 +56,7 @@ def test_resume_after_crash_gives_identical_weights(tmp_path, make_net):
     run = tmp_path / "b"
     with pytest.raises(Crash):
         Trainer(make_net(), _crashing(at_call=11), NoisyBlobs(), _cfg(), run).fit()  # crash in epoch 2
-    saved = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert saved["state"] == {"step": 9, "epoch": 1, "batch_in_epoch": 1}  # last save: step 9
 
     # a fresh process would build the model from scratch (other init) and then resume
@@ -85,7 +85,7 @@ def test_stop_request_saves_and_resumes(tmp_path, make_net):
     trainer.step_hooks.append(stop_at_5)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["state"]["step"] == 6
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["state"]["step"] == 6
     got = _weights(Trainer(make_net(), classify_loss, NoisyBlobs(), _cfg(max_steps=10), tmp_path).fit())
     assert all(torch.equal(want[k], got[k]) for k in want)
 

@@ -2,7 +2,8 @@
 
 Layout::
 
-    model.yaml          what to build: registered model name + its keyword arguments
+    model.yaml          what to build: registered model name + its keyword arguments, and the task
+                        (speaker, fakeface, face, invert) whose commands use it
     model.safetensors   the weights
     config.yaml         the resolved run config that trained it (if any)
     metrics.json        its evaluation metrics (if any)
@@ -10,13 +11,16 @@ Layout::
     README.md           the model card: task, data, licence, metrics
 
 ``load_model(path)`` needs nothing else. Folders are written to a temporary name and renamed
-into place, so an interrupted save never leaves a half-written model.
+into place, so an interrupted save never leaves a half-written model. Reading checks what a
+folder holds before anything uses it: the task (a speaker model given to a fakeface command is
+a one-line error saying so), the types of what the task reads from ``extra.json``, UTF-8 text,
+and finite weights.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,21 @@ from torch import nn
 from facevox.config import dump_yaml, to_dict
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_dir
+from facevox.model_schema import (  # noqa: F401 - TASKS, task_of re-exported
+    CONFIG_SCHEMAS,
+    EXTRA_SCHEMAS,
+    MAPPING,
+    TASKS,
+    TEXT,
+    check_fields,
+    infer_task,
+    one_of,
+    or_null,
+    shown_value,
+    task_of,
+)
 from facevox.registry import create_model
+from facevox.textfile import read_text, shown_name
 
 FORMAT_VERSION = 1
 
@@ -67,6 +85,10 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+# --------------------------------------------------------------------------------------------
+# reading a folder
+
+
 @dataclass
 class ModelFolder:
     """Everything read back from a model folder."""
@@ -78,6 +100,7 @@ class ModelFolder:
     metrics: dict[str, Any]
     extra: dict[str, Any]
     card: str
+    task: str | None = None  # one of TASKS; None for a folder that does not say (and whose task is not inferred)
 
 
 def save_model(
@@ -89,7 +112,11 @@ def save_model(
     metrics: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Save ``model`` (built with ``create_model``) as a model folder at ``path``."""
+    """Save ``model`` (built with ``create_model``) as a model folder at ``path``.
+
+    ``model.yaml`` records the task (one of :data:`TASKS`) that ``card.task`` names (or
+    ``extra["task"]``), so commands of another task refuse the folder with a clear message.
+    """
     spec = getattr(model, "facevox_spec", None)
     if spec is None:
         raise ValueError("save_model needs a model made by facevox.create_model (it has no facevox_spec)")
@@ -97,7 +124,9 @@ def save_model(
 
     path = Path(path)
     cfg = to_dict(config) if config is not None and not isinstance(config, Mapping) else dict(config or {})
-    spec_doc = {"format_version": FORMAT_VERSION, "facevox_version": __version__, **spec}
+    task = task_of(card.task) or (extra or {}).get("task")
+    spec_doc = {"format_version": FORMAT_VERSION, "facevox_version": __version__,
+                **({"task": task} if task in TASKS else {}), **spec}
     with atomic_dir(path) as tmp:
         (tmp / "model.yaml").write_text(dump_yaml(spec_doc), encoding="utf-8")
         was_training = model.training
@@ -112,46 +141,62 @@ def save_model(
     return path
 
 
-def read_model_folder(path: str | Path, device: str | torch.device = "cpu") -> ModelFolder:
-    """Load a model folder: the model (in eval mode) and its config, metrics and extras."""
+def read_model_folder(path: str | Path, device: str | torch.device = "cpu", *,
+                      task: str | Sequence[str] | None = None, use: str | None = None) -> ModelFolder:
+    """Load a model folder: the model (in eval mode) and its config, metrics and extras.
+
+    ``task`` (one of :data:`TASKS`, or several) is what the caller needs: a folder of another
+    task is a one-line error saying which task it holds and what ``use`` (e.g. ``"speaker
+    verify"``) needs. What the task's commands read from ``extra.json`` and ``config.yaml`` is
+    type-checked (:data:`EXTRA_SCHEMAS`), and weights with NaN or infinite values are refused,
+    each with a one-line error naming the file.
+    """
     path = Path(path)
+    wanted = (task,) if isinstance(task, str) else tuple(task or ())
     if not path.is_dir():
-        raise FacevoxError("model folder not found", path)
+        raise FacevoxError("model folder not found", shown_name(path))
     spec_file = path / "model.yaml"
     weights = path / "model.safetensors"
     for needed in (spec_file, weights):
         if not needed.is_file():
-            raise FacevoxError(f"not a facevox model folder: {needed.name} is missing", path)
-    try:
-        spec = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
-        name, kwargs = spec["name"], dict(spec.get("kwargs") or {})
-    except (yaml.YAMLError, KeyError, TypeError) as err:
-        raise FacevoxError(f"unreadable model description ({err})", spec_file) from None
+            raise FacevoxError(f"not a facevox model folder: {needed.name} is missing", shown_name(path))
+    spec = _read_spec(spec_file)
+    name, kwargs = spec["name"], spec["kwargs"]
+    extra = _read_optional_json(path / "extra.json")
+    card = read_text(path / "README.md") if (path / "README.md").is_file() else ""
+    found = spec.get("task") or infer_task(spec, extra, card)
+    if wanted and found is not None and found not in wanted:
+        needs = " or ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 2 else wanted)
+        raise FacevoxError(f"this is a {found} model folder; {use or 'this command'} needs "
+                           f"{'an' if needs[0] in 'aeiou' else 'a'} {needs} model", shown_name(path))
+    schema_task = found or (wanted[0] if len(wanted) == 1 else None)
+    check_fields(extra, EXTRA_SCHEMAS.get(schema_task, {}), shown_name(path / "extra.json"))
+    config = _read_optional_yaml(path / "config.yaml")
+    check_fields(config, CONFIG_SCHEMAS.get(schema_task, {}), shown_name(path / "config.yaml"))
+    metrics = _read_optional_json(path / "metrics.json")
     try:
         model = create_model(name, **kwargs)
     except FacevoxError as err:
-        raise FacevoxError(err.problem, spec_file) from None
+        raise FacevoxError(err.problem, shown_name(spec_file)) from None
+    except (TypeError, ValueError) as err:  # a keyword of the right name but a value the factory rejects
+        raise FacevoxError(f"cannot build model '{name}' ({' '.join(str(err).split())[:160]})",
+                           shown_name(spec_file)) from None
     try:
         missing, unexpected = _st_load(model, str(weights), strict=False, device=str(device))
     except Exception as err:  # safetensors raises several types for corrupt files
         text = " ".join(str(err).split())
         if "size mismatch" in text:
             detail = text[text.index("size mismatch") :][:160]
-            raise FacevoxError(f"weights do not fit model '{name}' ({detail})", weights) from None
-        raise FacevoxError(f"cannot read weights ({text[:200]})", weights) from None
+            raise FacevoxError(f"weights do not fit model '{name}' ({detail})", shown_name(weights)) from None
+        raise FacevoxError(f"cannot read weights ({text[:200]})", shown_name(weights)) from None
     if missing or unexpected:
         bad = (list(missing) + list(unexpected))[:3]
-        raise FacevoxError(f"weights do not fit model '{name}' (mismatched keys: {', '.join(bad)})", weights)
+        raise FacevoxError(f"weights do not fit model '{name}' (mismatched keys: {', '.join(bad)})",
+                           shown_name(weights))
+    check_finite(model.state_dict(), weights)
     model.to(device).eval()
-    return ModelFolder(
-        path=path,
-        model=model,
-        spec={"name": name, "kwargs": kwargs},
-        config=_read_optional_yaml(path / "config.yaml"),
-        metrics=_read_optional_json(path / "metrics.json"),
-        extra=_read_optional_json(path / "extra.json"),
-        card=(path / "README.md").read_text(encoding="utf-8") if (path / "README.md").is_file() else "",
-    )
+    return ModelFolder(path=path, model=model, spec={"name": name, "kwargs": kwargs}, config=config,
+                       metrics=metrics, extra=extra, card=card, task=found)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -161,22 +206,50 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     return folder.model
 
 
+def check_finite(state: Mapping[str, torch.Tensor], where: str | Path) -> None:
+    """A one-line error naming ``where`` and the first floating-point tensor with NaN or infinite values."""
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            kind = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+            raise FacevoxError(f"weights contain {kind} values (first in tensor '{key}'); the model "
+                               "diverged or the file is damaged", shown_name(where))
+
+
+def _read_spec(spec_file: Path) -> dict[str, Any]:
+    try:
+        spec = yaml.safe_load(read_text(spec_file))
+    except yaml.YAMLError as err:
+        raise FacevoxError(f"not valid YAML ({' '.join(str(err).split())[:160]})", shown_name(spec_file)) from None
+    if not isinstance(spec, dict):
+        raise FacevoxError(f"must be a mapping with 'name' and 'kwargs', got {shown_value(spec)}",
+                           shown_name(spec_file))
+    check_fields(spec, {"name": TEXT.needed(), "kwargs": or_null(MAPPING),
+                        "task": one_of(*TASKS)}, shown_name(spec_file))
+    return {**spec, "kwargs": dict(spec.get("kwargs") or {})}
+
+
 def _read_optional_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_text(path))
     except json.JSONDecodeError as err:
-        raise FacevoxError(f"not valid JSON ({err.msg} at line {err.lineno})", path) from None
+        raise FacevoxError(f"not valid JSON ({err.msg} at line {err.lineno})", shown_name(path)) from None
+    if not isinstance(doc, dict):
+        raise FacevoxError(f"must be a JSON object ({{\"key\": value, ...}}), got {shown_value(doc)}", shown_name(path))
+    return doc
 
 
 def _read_optional_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
-        raise FacevoxError(f"not valid YAML ({err})", path) from None
+        raise FacevoxError(f"not valid YAML ({' '.join(str(err).split())[:160]})", shown_name(path)) from None
+    if not isinstance(doc, dict):
+        raise FacevoxError(f"must be a YAML mapping (key: value), got {shown_value(doc)}", shown_name(path))
+    return doc
 
 
 def load_weights(module: nn.Module, path: str | Path, *, what: str = "the module", key: str | None = None,
@@ -191,7 +264,7 @@ def load_weights(module: nn.Module, path: str | Path, *, what: str = "the module
     """
     path = Path(path)
     if not path.is_file():
-        raise FacevoxError("weights file not found", path)
+        raise FacevoxError("weights file not found", shown_name(path))
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -208,6 +281,7 @@ def load_weights(module: nn.Module, path: str | Path, *, what: str = "the module
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FacevoxError("not a state dict (a mapping of parameter names to tensors)", path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    check_finite(state, path)
     own = module.state_dict()
     skipped = [k for k in own if optional and k.startswith(optional)
                and (k not in state or tuple(state[k].shape) != tuple(own[k].shape))]

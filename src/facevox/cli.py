@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from facevox.errors import FacevoxError
+from facevox.fileio import check_output_path
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -52,8 +53,16 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 def _cmd_list(args: argparse.Namespace) -> None:
     from facevox.registry import REGISTRIES
 
-    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    kinds = [args.kind] if args.kind else [*REGISTRIES, "recipes"]
     for kind in kinds:
+        if kind == "recipes":
+            from facevox.recipes import describe_recipe, list_recipes
+
+            names = list_recipes(args.pattern)
+            print(f"recipes ({len(names)}):")
+            for name in names:
+                print(f"  {name:<32} {describe_recipe(name)}")
+            continue
         registry = REGISTRIES[kind]
         names = registry.names(args.pattern)
         print(f"{kind} ({len(names)}):")
@@ -103,13 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facevox {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = _command(sub, "list", _cmd_list, "list registered models, losses and explainers")
-    p.add_argument("kind", nargs="?", choices=["models", "losses", "explainers"])
+    p = _command(sub, "list", _cmd_list, "list registered models, losses, explainers and built-in recipes")
+    p.add_argument("kind", nargs="?", choices=["models", "losses", "explainers", "recipes"])
     p.add_argument("--pattern", help="glob filter, e.g. 'resnet*'")
 
     p = _command(sub, "demo", _cmd_demo, "the main job on built-in data: train, evaluate, report")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    p.add_argument("--recipe", default=None, help="YAML recipe (default: the built-in demo settings)")
+    p.add_argument("--recipe", default=None,
+                   help="YAML recipe file or built-in name, e.g. cosface (default: built-in settings)")
     _add_set(p)
 
     p = _command(sub, "eval-scores", _cmd_eval_scores, "metrics and report for a file of scored trials")
@@ -157,11 +167,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        out = getattr(args, "out", None)
+        if out is not None:
+            check_output_path(out, is_file=getattr(args, "out_is_file", False))
         status = handler(args)
     except FacevoxError as err:
-        print(f"facevox: error: {err}", file=sys.stderr)
+        print(f"facevox: error: {_printable(str(err))}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder, a file vanishing mid-run: say which, in one line
+        print(f"facevox: error: {_printable(_os_error_line(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"facevox: {err or 'interrupted'}", file=sys.stderr)
+        print(f"facevox: {_printable(str(err)) or 'interrupted'}", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _os_error_line(err: OSError) -> str:
+    where = err.filename if err.filename is not None else None
+    what = err.strerror or " ".join(str(err).split())
+    if where is None:
+        return what
+    where = where.decode("utf-8", "backslashreplace") if isinstance(where, bytes) else str(where)
+    return f"{where}: {what}"
+
+
+def _printable(text: str) -> str:
+    """One line that any terminal encoding can print (file names may hold undecodable bytes)."""
+    text = " ".join(text.split())
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")

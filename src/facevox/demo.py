@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from facevox.config import TrainConfig, load_config
+from facevox.config import SEED, TrainConfig, load_config, ranged
 from facevox.tasks.speaker.config import (
     PairSettings,
     ScoringSettings,
@@ -25,12 +25,12 @@ from facevox.tasks.speaker.config import (
 
 @dataclasses.dataclass
 class DemoCorpus:
-    train_speakers: int = 48
-    train_utterances: int = 10
-    test_speakers: int = 12
-    test_utterances: int = 8
-    seconds: tuple[float, float] = (2.0, 4.0)
-    seed: int = 0
+    train_speakers: int = ranged(48, ge=2)
+    train_utterances: int = ranged(10, ge=1)
+    test_speakers: int = ranged(12, ge=2)
+    test_utterances: int = ranged(8, ge=2)
+    seconds: tuple[float, float] = ranged((2.0, 4.0), ge=0.1, le=600, order="<=")  # (shortest, longest) clip
+    seed: int = ranged(0, **SEED)
 
 
 def _speaker_defaults() -> SpeakerConfig:

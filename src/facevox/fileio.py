@@ -85,13 +85,47 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / "x", path)  # put the previous version back
+                shutil.rmtree(old, ignore_errors=True)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_output_path(path: str | Path, *, is_file: bool = False, what: str = "--out") -> Path:
+    """Check, before anything is written, that ``path`` can be written as a folder (or a file).
+
+    One-line errors for: a file where a folder is wanted (or the reverse), a file on the way
+    (``existing_file/sub``), and a place that cannot be written (read-only file system, no
+    permission). Nothing is created.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if is_file and path.is_dir():
+            raise FacevoxError(f"{what} names a folder; it must be a file to write", path)
+        if not is_file and not path.is_dir():
+            raise FacevoxError(f"{what} names an existing file; it must be a folder (or a new name)", path)
+    ancestor = path if path.is_dir() else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise FacevoxError(f"{what} cannot be made: {ancestor} is a file, not a folder", path)
+    try:
+        read_only = bool(os.statvfs(ancestor).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise FacevoxError(f"{what} cannot be written: {ancestor} is on a read-only file system", path)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise FacevoxError(f"{what} cannot be written: no permission to write in {ancestor}", path)
+    return path
 
 
 def _umask() -> int:

@@ -9,6 +9,13 @@ and callers build them with ``create_model("resnet18", num_classes=1)``. A dupli
 error at import time; an unknown name, or a keyword the factory does not take, is a
 :class:`~facevox.errors.FacevoxError` that lists the valid choices. Registries fill themselves
 lazily by importing their packages the first time they are asked for a name.
+
+Models are first built on PyTorch's ``meta`` device, which allocates nothing, to
+count their parameters: one above :data:`MAX_PARAMETERS` (2e9, 8 GB in fp32 before gradients
+and optimiser state) is refused before any memory is taken, so a typo such as
+``--set model.backbone_kwargs.channels=10000000`` is a one-line error, not an out-of-memory
+crash. A factory that rejects its arguments (a negative channel count, a string for a width)
+raises :class:`BuildError`, a FacevoxError that is also a ValueError.
 """
 
 from __future__ import annotations
@@ -17,17 +24,33 @@ import contextlib
 import fnmatch
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from facevox.errors import FacevoxError
 
+MAX_PARAMETERS = 2_000_000_000  # parameters and buffers of one model (8 GB in fp32)
+
+# what a factory raises for arguments it cannot build with (NotImplementedError is a RuntimeError)
+_BUILD_ERRORS = (TypeError, ValueError, RuntimeError, ArithmeticError, IndexError, KeyError, AttributeError,
+                 AssertionError)
+
+
+class BuildError(FacevoxError, ValueError):
+    """A factory could not build an object with the arguments given (or it would be too large)."""
+
 
 class Registry:
-    """A name -> factory map for one kind of object (``kind`` is used in messages)."""
+    """A name -> factory map for one kind of object (``kind`` is used in messages).
 
-    def __init__(self, kind: str, packages: Sequence[str] = ()) -> None:
+    With ``probe``, :meth:`create` first builds the object on the meta device to check its
+    size and arguments (for factories of ``nn.Module`` s).
+    """
+
+    def __init__(self, kind: str, packages: Sequence[str] = (), probe: bool = False) -> None:
         self.kind = kind
+        self.probe = probe
         self._packages = tuple(packages)
         self._loaded = False
         self._factories: dict[str, Callable[..., Any]] = {}
@@ -83,11 +106,47 @@ class Registry:
             missing = [n for n in valid if params[n].default is inspect.Parameter.empty and n not in kwargs]
             if missing:
                 raise FacevoxError(f"{self.kind} '{name}' needs argument '{missing[0]}'")
-        obj = factory(**kwargs)
+        obj = self._build(name, factory, kwargs)
         # remembered so a model folder can rebuild the object from its config alone
         with contextlib.suppress(AttributeError):
             obj.facevox_spec = {"name": name, "kwargs": dict(kwargs)}
         return obj
+
+    def _build(self, name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """``factory(**kwargs)``, probed on the meta device first; argument errors become BuildErrors."""
+        if self.probe:
+            try:
+                import torch
+
+                with torch.device("meta"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "Initializing zero-element tensors is a no-op"
+                    probe = factory(**kwargs)
+            except FacevoxError:
+                raise
+            except _BUILD_ERRORS:
+                pass  # a bad argument, or a factory the meta device cannot run: the real build tells
+            else:
+                self._check_size(name, probe, kwargs)
+        try:
+            obj = factory(**kwargs)
+        except FacevoxError:
+            raise
+        except _BUILD_ERRORS as err:
+            raise BuildError(f"{self.kind} '{name}' cannot be built with {_args(kwargs)}: "
+                             f"{type(err).__name__}: {err}") from None
+        if self.probe:
+            self._check_size(name, obj, kwargs)
+        return obj
+
+    def _check_size(self, name: str, obj: Any, kwargs: dict[str, Any]) -> None:
+        tensors = _tensors(obj)
+        count = sum(t.numel() for t in tensors)
+        if count > MAX_PARAMETERS:
+            raise BuildError(f"{self.kind} '{name}' with {_args(kwargs)} would have {count:.3g} parameters "
+                             f"({4 * count / 1e9:.3g} GB in fp32), more than the limit of {MAX_PARAMETERS:.3g}; "
+                             "make it smaller")
+        if any(t.numel() == 0 for t in tensors):
+            raise BuildError(f"{self.kind} '{name}' with {_args(kwargs)} has a layer of size 0 (a size set to 0?)")
 
     def describe(self, name: str) -> str:
         """First line of the factory's docstring."""
@@ -95,12 +154,25 @@ class Registry:
         return doc.splitlines()[0] if doc else ""
 
 
+def _args(kwargs: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _tensors(obj: Any) -> list[Any]:
+    """The parameters and buffers of an ``nn.Module`` (nothing for other objects)."""
+    params, buffers = getattr(obj, "parameters", None), getattr(obj, "buffers", None)
+    if not (callable(params) and callable(buffers)):
+        return []
+    return [*params(), *buffers()]
+
+
 def _where(obj: Callable[..., Any]) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-MODELS = Registry("model", ["facevox.nets"])
-LOSSES = Registry("loss", ["facevox.losses"])
+MODELS = Registry("model", ["facevox.nets"], probe=True)
+LOSSES = Registry("loss", ["facevox.losses"])  # facevox.losses.settings.build_loss checks their arguments
 EXPLAINERS = Registry("explainer", ["facevox.explain"])
 REGISTRIES = {"models": MODELS, "losses": LOSSES, "explainers": EXPLAINERS}
 

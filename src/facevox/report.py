@@ -2,8 +2,13 @@
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects directly rather than through
 ``pyplot``, so nothing here touches matplotlib's global state or needs a display. Every file is
-written through :func:`facevox.fileio.atomic_path`, so a crashed run never leaves half a PNG or
-half a page behind. Labels are binary throughout: 1 is the target / positive class.
+written through :func:`facevox.fileio.atomic_path`, so a crashed run (matplotlib raising half-way
+through a PNG included) never leaves half a PNG or half a page behind. The standard reports
+(:func:`verification_report`, :func:`classification_report`) write their whole folder as one unit
+through :func:`facevox.outdir.output_dir`: into a temporary folder next to ``out_dir``, swapped into
+place at the end, so an old report is never mixed with new metrics, and a full disk is one line
+with the old report left intact. That also means ``out_dir`` must be new, empty, or an earlier
+output (see :mod:`facevox.outdir`). Labels are binary throughout: 1 is the target / positive class.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from scipy.stats import norm
 
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_path, atomic_write_json, atomic_write_text
+from facevox.outdir import output_dir
 
 DPI = 110
 _DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95)
@@ -539,29 +545,32 @@ def verification_report(
 
     ``scores`` are trial scores (higher means "same identity"), ``labels`` 1 for target trials.
     Returns :func:`facevox.metrics.verification_metrics` merged with ``extra_metrics``.
+    ``out_dir`` is written as one unit and replaced as a whole (:func:`facevox.outdir.output_dir`);
+    to add files of your own, write them and call this inside ``with output_dir(out_dir) as out:``
+    with ``out``.
     """
     from facevox import metrics as M
 
     s, y = _binary(scores, labels)
     if y.all() or not y.any():
         raise FacevoxError("verification needs both target and non-target trials")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = dict(M.verification_metrics(s, y))
     result.update(extra_metrics or {})
-    atomic_write_json(out_dir / "metrics.json", result)
-    fpr, tpr, _ = M.roc_points(s, y)
-    dfpr, fnr, _ = M.det_points(s, y)
-    plot_roc({"system": (fpr, tpr)}, out_dir / "roc.png")
-    plot_det({"system": (dfpr, fnr)}, out_dir / "det.png")
-    plot_score_histogram(s, y, out_dir / "scores.png", threshold=float(result["eer_threshold"]))
-    figures = [
-        (f"DET curve (EER {100 * float(result['eer']):.2f}%)", out_dir / "det.png"),
-        ("ROC curve", out_dir / "roc.png"),
-        (f"Score distributions; dashed: EER threshold {float(result['eer_threshold']):.4g}", out_dir / "scores.png"),
-    ]
-    subtitle = f"{int(y.sum())} target and {int((~y).sum())} non-target trials"
-    write_html_report(out_dir, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
+    with output_dir(out_dir, "verification report") as out:
+        atomic_write_json(out / "metrics.json", result)
+        fpr, tpr, _ = M.roc_points(s, y)
+        dfpr, fnr, _ = M.det_points(s, y)
+        plot_roc({"system": (fpr, tpr)}, out / "roc.png")
+        plot_det({"system": (dfpr, fnr)}, out / "det.png")
+        plot_score_histogram(s, y, out / "scores.png", threshold=float(result["eer_threshold"]))
+        thr = float(result["eer_threshold"])
+        figures = [
+            (f"DET curve (EER {100 * float(result['eer']):.2f}%)", out / "det.png"),
+            ("ROC curve", out / "roc.png"),
+            (f"Score distributions; dashed: EER threshold {thr:.4g}", out / "scores.png"),
+        ]
+        subtitle = f"{int(y.sum())} target and {int((~y).sum())} non-target trials"
+        write_html_report(out, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
     return result
 
 
@@ -581,7 +590,9 @@ def classification_report(
 
     Writes metrics.json, roc.png, confusion.png, reliability.png, scores.png and report.html and
     returns the metrics. ``confusion`` is nested as ``{true class: {predicted class: count}}``,
-    predicting class 1 when ``prob >= threshold``.
+    predicting class 1 when ``prob >= threshold``. ``out_dir`` is written as one unit and replaced
+    as a whole (:func:`facevox.outdir.output_dir`): draw ``extra_figures`` inside
+    ``with output_dir(out_dir) as out:`` into ``out`` and pass ``out`` here.
     """
     from facevox import metrics as M
 
@@ -590,8 +601,6 @@ def classification_report(
         raise FacevoxError(f"expected 2 class names, got {len(class_names)}")
     if y.all() or not y.any():
         raise FacevoxError("the labels contain only one class")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     pred = p >= threshold
     cm = np.array([[np.sum(~y & ~pred), np.sum(~y & pred)], [np.sum(y & ~pred), np.sum(y & pred)]])
     best_acc, best_thr = M.best_accuracy(p, y)
@@ -610,26 +619,27 @@ def classification_report(
         },
     }
     result.update(extra_metrics or {})
-    atomic_write_json(out_dir / "metrics.json", result)
-    fpr, tpr, _ = M.roc_points(p, y)
-    plot_roc({"classifier": (fpr, tpr)}, out_dir / "roc.png")
-    plot_confusion(cm, class_names, out_dir / "confusion.png")
-    plot_reliability(p, y, out_dir / "reliability.png")
-    plot_score_histogram(
-        p,
-        y,
-        out_dir / "scores.png",
-        threshold=threshold,
-        names=tuple(class_names),
-        xlabel=f"Predicted P({class_names[1]})",
-    )
-    figures = [
-        (f"Confusion matrix at threshold {threshold:g}", out_dir / "confusion.png"),
-        ("ROC curve", out_dir / "roc.png"),
-        ("Reliability diagram", out_dir / "reliability.png"),
-        (f"Predicted P({class_names[1]}) by true class", out_dir / "scores.png"),
-        *extra_figures,
-    ]
-    subtitle = f"{int((~y).sum())} {class_names[0]} and {int(y.sum())} {class_names[1]} samples"
-    write_html_report(out_dir, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
+    with output_dir(out_dir, "classification report") as out:
+        atomic_write_json(out / "metrics.json", result)
+        fpr, tpr, _ = M.roc_points(p, y)
+        plot_roc({"classifier": (fpr, tpr)}, out / "roc.png")
+        plot_confusion(cm, class_names, out / "confusion.png")
+        plot_reliability(p, y, out / "reliability.png")
+        plot_score_histogram(
+            p,
+            y,
+            out / "scores.png",
+            threshold=threshold,
+            names=tuple(class_names),
+            xlabel=f"Predicted P({class_names[1]})",
+        )
+        figures = [
+            (f"Confusion matrix at threshold {threshold:g}", out / "confusion.png"),
+            ("ROC curve", out / "roc.png"),
+            ("Reliability diagram", out / "reliability.png"),
+            (f"Predicted P({class_names[1]}) by true class", out / "scores.png"),
+            *extra_figures,
+        ]
+        subtitle = f"{int((~y).sum())} {class_names[0]} and {int(y.sum())} {class_names[1]} samples"
+        write_html_report(out, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
     return result

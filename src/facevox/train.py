@@ -18,7 +18,6 @@ data order and per-sample randomness depend only on (seed, epoch, position); see
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -42,6 +41,8 @@ from facevox.config import TrainConfig, to_dict
 from facevox.data import EpochBatches, PlainDataset, SeededDataset
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_path, atomic_write_text
+from facevox.outdir import clean_stale_temporaries
+from facevox.precision import autocast, bf16_supported, resolve_device, resolve_precision  # noqa: F401 - re-exported
 
 LossFn = Callable[[nn.Module, Any], "torch.Tensor | Mapping[str, Any]"]
 StepHook = Callable[[int], None]
@@ -49,49 +50,6 @@ StepHook = Callable[[int], None]
 
 # --------------------------------------------------------------------------------------------
 # devices, precision, process groups
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks this rank's GPU when there is one, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FacevoxError(f"not a device name: {name!r}", "train.device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FacevoxError("CUDA was asked for but no GPU is available", "train.device")
-    return device
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast on ``device`` (native bf16 on the GPU or the CPU)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a ``precision`` setting, or None for plain fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16" or (precision == "auto" and bf16_supported(device)):
-        return torch.bfloat16
-    return None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Autocast context for ``dtype`` (a no-op context when it is None)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:
@@ -127,6 +85,61 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints: tensors and plain data only
+
+CHECKPOINT_FORMAT = 2  # 2: RNG states as tensors and lists, loadable with weights_only=True
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states of torch, CUDA, NumPy and Python as tensors and plain data."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
+    }
+
+
+def set_rng_state(rng: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    n = rng["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = rng["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint with ``weights_only=True``; anything else is a one-line error.
+
+    A pickle that would build other objects (code, in a planted file) is refused before any of
+    it runs; so is a checkpoint of an older facevox that stored NumPy RNG states as arrays.
+    """
+    import pickle
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise FacevoxError("refusing to load this checkpoint: it holds objects other than tensors and plain data "
+                           "(not written by this facevox); delete it or use --restart to start over", path) from None
+    except Exception as err:  # truncated, not a zip, not a torch file at all
+        text = " ".join(str(err).split())[:160]
+        raise FacevoxError(f"cannot resume from this checkpoint ({text}); use --restart to start over", path) from None
+    needed = ("model", "optimizer", "scheduler", "state", "rng")
+    if not isinstance(payload, dict) or any(k not in payload for k in needed):
+        raise FacevoxError("not a facevox training checkpoint (expected keys: " + ", ".join(needed) + "); use "
+                           "--restart to start over", path)
+    return payload
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,49 +275,62 @@ class Trainer:
     # ---- checkpoints
 
     def save_checkpoint(self) -> None:
-        """Write ``checkpoints/last.pt`` atomically (rank 0 only)."""
+        """Write ``checkpoints/last.pt`` atomically (rank 0 only).
+
+        Everything in it is a tensor or plain data (numbers, strings, lists, dicts), so it loads
+        with ``torch.load(weights_only=True)``: resuming never unpickles arbitrary objects.
+        """
         if not (self.is_main and self.ckpt_path):
             return
         payload = {
+            "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "state": vars(self.state).copy(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "rng": rng_state(),
             "config": to_dict(self.cfg),
         }
         with atomic_path(self.ckpt_path) as tmp:
             torch.save(payload, tmp)
 
     def load_checkpoint(self) -> bool:
-        """Restore the last checkpoint if there is one; returns whether it did."""
+        """Restore the last checkpoint if there is one; returns whether it did.
+
+        A file that holds anything but tensors and plain data is refused unread (one line), as is
+        one written with other training settings or for another model.
+        """
         if not (self.ckpt_path and self.ckpt_path.is_file()):
             return False
+        path = self.ckpt_path
+        payload = read_checkpoint(path, self.device)
+        old_cfg = payload.get("config")
+        if isinstance(old_cfg, Mapping):
+            from facevox.runfolder import differences, fingerprint
+
+            diff = differences(fingerprint(old_cfg), fingerprint(self.cfg))
+            if diff:
+                raise FacevoxError(f"this checkpoint was written with other training settings ({'; '.join(diff[:3])});"
+                                   " resume with the same settings or start over (--restart)", path)
         try:
-            payload = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
             self.model.load_state_dict(payload["model"])
-        except Exception as err:  # a truncated or foreign file: say which one
-            raise FacevoxError(f"cannot resume from this checkpoint ({err})", self.ckpt_path) from None
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        self.state = TrainState(**payload["state"])
-        rng = payload["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+            self.state = TrainState(**payload["state"])
+            set_rng_state(payload["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            text = " ".join(str(err).split())[:200]
+            raise FacevoxError(f"cannot resume from this checkpoint: it does not fit this model or optimiser ({text});"
+                               " use --restart to start over", path) from None
         return True
 
     # ---- the loop
 
     def fit(self, resume: bool = True) -> nn.Module:
         """Train to ``total_steps``; continue from the last checkpoint when ``resume``."""
+        if self.is_main and self.ckpt_path is not None:
+            for stale in clean_stale_temporaries(self.ckpt_path.parent, self.ckpt_path.name):
+                print(f"removed {stale}, left by an interrupted checkpoint write", file=sys.stderr)
         resumed = resume and self.load_checkpoint()
         if not resumed:
             seed_everything(self.cfg.seed)

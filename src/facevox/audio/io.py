@@ -3,14 +3,17 @@
 Everything is read through soundfile (libsndfile), which decodes WAV (8-bit unsigned, 16/24/32-bit
 integer and float), FLAC, Ogg Vorbis/Opus and MP3. A loaded waveform is always a float32 mono
 array in [-1, 1] at the requested sample rate; every problem with a file (missing, undecodable,
-empty, silent, too short) raises :class:`~facevox.errors.FacevoxError` naming the file, so a data
-set with one broken file fails with one readable line, or is skipped and summarised with
-:func:`load_many`.
+a header with an absurd sample rate or no channels, empty, silent, too short) raises
+:class:`~facevox.errors.FacevoxError` naming the file, so a data set with one broken file fails
+with one readable line, or is skipped and summarised with :func:`load_many`. File names that are
+not UTF-8 can be read; a corpus folder holding one is an error naming it (see
+:func:`list_audio_files`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,11 +23,14 @@ from scipy.signal import resample_poly
 
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_path, list_files, load_each
+from facevox.textfile import check_utf8_name, shown_name
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # peak amplitude under which a file counts as digital silence: 3 steps of 16-bit PCM
 SILENCE_PEAK = 1e-4
+# sample rates a header may claim: outside them the header is damaged (or the file is not audio)
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384000
 
 
 def load_audio(path: str | Path, sample_rate: int = 16000, min_seconds: float = 0.0) -> np.ndarray:
@@ -36,23 +42,26 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_seconds: float = 
     ``min_seconds`` after resampling.
     """
     path = Path(path)
+    where = shown_name(path)
     _check_file(path)
     try:
-        data, file_rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(os.fsencode(path)) as fh:  # bytes: names that are not UTF-8 open too
+            file_rate = _check_header(fh.samplerate, fh.channels, None, where)
+            data = fh.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as err:
-        raise FacevoxError(f"cannot decode audio ({_reason(err)})", where=path) from None
+        raise FacevoxError(f"cannot decode audio ({_reason(err)})", where=where) from None
     if data.shape[0] == 0:
-        raise FacevoxError("empty audio file (0 samples)", where=path)
+        raise FacevoxError("empty audio file (0 samples)", where=where)
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(wave)):
-        raise FacevoxError("audio contains NaN or infinite samples", where=path)
+        raise FacevoxError("audio contains NaN or infinite samples", where=where)
     peak = float(np.max(np.abs(wave)))
     if peak < SILENCE_PEAK:
-        raise FacevoxError(f"silent audio (peak amplitude {peak:.1e})", where=path)
-    wave = resample(wave, int(file_rate), sample_rate)
+        raise FacevoxError(f"silent audio (peak amplitude {peak:.1e})", where=where)
+    wave = resample(wave, file_rate, sample_rate)
     seconds = len(wave) / sample_rate
     if seconds < min_seconds:
-        raise FacevoxError(f"audio too short ({seconds:.2f} s, need at least {min_seconds:g} s)", where=path)
+        raise FacevoxError(f"audio too short ({seconds:.2f} s, need at least {min_seconds:g} s)", where=where)
     # resampling can overshoot by a hair near full scale; float files may exceed 1 outright
     return np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)
 
@@ -71,23 +80,43 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 def audio_info(path: str | Path) -> tuple[int, int, int]:
     """``(sample_rate, channels, frames)`` of an audio file, read from its header only.
 
-    Raises :class:`FacevoxError` when the file is missing, cannot be decoded or has no samples.
-    For MP3 the frame count is the decoder's estimate.
+    Raises :class:`FacevoxError` when the file is missing, cannot be decoded, has no samples, or
+    its header claims an absurd sample rate or no channels. For MP3 the frame count is the
+    decoder's estimate.
     """
     path = Path(path)
+    where = shown_name(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as err:
-        raise FacevoxError(f"cannot decode audio ({_reason(err)})", where=path) from None
-    if info.frames == 0:
-        raise FacevoxError("empty audio file (0 samples)", where=path)
-    return int(info.samplerate), int(info.channels), int(info.frames)
+        raise FacevoxError(f"cannot decode audio ({_reason(err)})", where=where) from None
+    rate = _check_header(info.samplerate, info.channels, info.frames, where)
+    return rate, int(info.channels), int(info.frames)
+
+
+def _check_header(rate: int, channels: int, frames: int | None, where: str) -> int:
+    """The sample rate, after checking what a file's header claims (``frames`` None: not known yet)."""
+    if channels <= 0:
+        raise FacevoxError(f"the header claims {channels} channels", where=where)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise FacevoxError(f"the header claims a sample rate of {rate} Hz (expected {MIN_SAMPLE_RATE} to "
+                           f"{MAX_SAMPLE_RATE} Hz): a damaged header or not an audio file", where=where)
+    if frames == 0:
+        raise FacevoxError("empty audio file (0 samples)", where=where)
+    return int(rate)
 
 
 def list_audio_files(root: str | Path) -> list[Path]:
-    """All audio files under ``root`` (recursive, sorted, hidden ones left out; see :func:`list_files`)."""
-    return list_files(root, AUDIO_EXTENSIONS, "audio")
+    """All audio files under ``root`` (recursive, sorted, hidden ones left out; see :func:`list_files`).
+
+    A file or folder name that is not UTF-8 is an error naming it: it could not be written into
+    a trial list or a report.
+    """
+    files = list_files(root, AUDIO_EXTENSIONS, "audio")
+    for f in files:
+        check_utf8_name(f)
+    return files
 
 
 def load_many(
@@ -119,9 +148,9 @@ def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = 16000) -> Pa
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise FacevoxError("file not found", where=path)
+        raise FacevoxError("file not found", where=shown_name(path))
     if not path.is_file():
-        raise FacevoxError("not a file", where=path)
+        raise FacevoxError("not a file", where=shown_name(path))
 
 
 def _reason(err: Exception) -> str:

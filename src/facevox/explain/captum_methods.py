@@ -35,7 +35,7 @@ class _Scored(nn.Module):
 def _captum_attr():
     try:
         import captum.attr
-    except ImportError:  # pragma: no cover - captum is part of `make setup`
+    except ImportError:  # pragma: no cover - captum is the `explain` extra
         raise FacevoxError("this explainer needs Captum: pip install 'facevox[explain]'") from None
     return captum.attr
 

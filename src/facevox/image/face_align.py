@@ -31,7 +31,6 @@ import csv
 import functools
 import io
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,19 +203,9 @@ def _haar(name: str) -> Any:
 
 @functools.cache
 def _dlib_models() -> tuple[Any, Any]:
-    try:
-        import dlib
+    from facevox.image.dlib_models import face_detector, shape_predictor_5  # dlib-bin + face-recognition-models
 
-        with warnings.catch_warnings():  # face_recognition_models imports the deprecated pkg_resources
-            warnings.simplefilter("ignore")
-            import face_recognition_models
-        path = face_recognition_models.pose_predictor_five_point_model_location()
-    except ImportError as err:
-        raise FacevoxError(f"the dlib face detector needs dlib-bin, face-recognition-models and setuptools<81 "
-                           f"(make setup) ({err})") from None
-    if not Path(path).is_file():
-        raise FacevoxError("dlib's 5-point landmark model is missing", where=path)
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
+    return face_detector(), shape_predictor_5()
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -5,10 +5,22 @@ JPEG, PNG, WebP, BMP, TIFF or PGM; greyscale, palette, CMYK, with alpha, or 16 b
 channel; with or without an EXIF orientation. Every problem with a file (missing, not an image,
 truncated) raises :class:`~facevox.errors.FacevoxError` naming the file, so a data set with one
 broken image fails with one readable line, or is skipped and listed with :func:`load_many`.
+
+Decompression bombs: a file may claim a huge size in a few bytes (a 69-byte PNG claiming
+60000 x 60000 pixels would take 10.8 GB to decode). An image of more than :data:`MAX_PIXELS`
+pixels is refused from its header, before anything is decoded, with one line naming the file and the
+size it claims (and is skipped like any broken file with ``--skip-bad``). The limit is Pillow's own
+hard one (twice ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 megapixels, e.g. 13377 x 13377, 537 MB as
+RGB): every photo of a camera up to 108 MP passes, and nothing that Pillow would decode by default is
+newly refused. Pillow's ``DecompressionBombWarning`` (between its limit and twice it) is not shown:
+the limit here decides. To allow larger images, raise both ``facevox.image.io.MAX_PIXELS`` and
+``PIL.Image.MAX_IMAGE_PIXELS``.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +31,26 @@ from facevox.errors import FacevoxError
 from facevox.fileio import list_files, load_each
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+MAX_PIXELS = 2 * 89_478_485  # width x height: Pillow's default hard limit (2 x 1 GiB / 4 / 3); see the docstring
+
+
+def _bomb(path: Path, size: tuple[int, int] | None, pixels: int | None = None) -> FacevoxError:
+    claimed = f"{size[0]} x {size[1]} pixels" if size else f"{pixels} pixels"
+    return FacevoxError(f"image claims {claimed}, more than the limit of {MAX_PIXELS / 1e6:.0f} megapixels "
+                        "(a decompression bomb or a corrupt header); not decoded", where=path)
+
+
+def _bomb_error_size(err: Exception) -> tuple[tuple[int, int] | None, int | None]:
+    """The (width, height) behind Pillow's DecompressionBombError (its check's argument), else the pixel count
+    its message gives."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    size = tb.tb_frame.f_locals.get("size") if tb is not None else None
+    if isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        return (int(size[0]), int(size[1])), None
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return None, int(found.group(1)) if found else None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -56,10 +88,18 @@ def load_image(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise FacevoxError("empty file (0 bytes)", where=path)
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now: a truncated file fails here, not later in a batch
-            upright = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(upright)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:  # from the header: nothing decoded yet
+                    raise _bomb(path, img.size)
+                img.load()  # decode now: a truncated file fails here, not later in a batch
+                upright = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(upright)
+    except Image.DecompressionBombError as err:  # more than twice PIL.Image.MAX_IMAGE_PIXELS: refused by Pillow
+        raise _bomb(path, *_bomb_error_size(err)) from None
+    except MemoryError:
+        raise FacevoxError("not enough memory to decode this image", where=path) from None
     except UnidentifiedImageError:
         raise FacevoxError("cannot decode: not an image file or an unsupported format", where=path) from None
     except (OSError, SyntaxError, ValueError) as err:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from facevox.config import PROB, ranged
 from facevox.errors import FacevoxError
 
 
@@ -90,22 +91,13 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 @dataclasses.dataclass
 class AugmentSettings:
-    """Training augmentation (Wang et al. 2020 defaults)."""
+    """Training augmentation (Wang et al. 2020 defaults); ranges checked by :func:`facevox.config.validate`."""
 
-    blur_prob: float = 0.5
-    blur_sigma: tuple[float, float] = (0.0, 3.0)
-    jpeg_prob: float = 0.5
-    jpeg_quality: tuple[int, int] = (30, 100)
+    blur_prob: float = ranged(0.5, **PROB)
+    blur_sigma: tuple[float, float] = ranged((0.0, 3.0), ge=0, order="<=")  # (low, high) pixels
+    jpeg_prob: float = ranged(0.5, **PROB)
+    jpeg_quality: tuple[int, int] = ranged((30, 100), ge=1, le=100, order="<=")  # (low, high)
     flip: bool = True
-
-    def check(self) -> None:
-        for name in ("blur_prob", "jpeg_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise FacevoxError(f"{name} must be in [0, 1], got {getattr(self, name)}", f"data.augment.{name}")
-        lo, hi = self.jpeg_quality
-        if not 1 <= lo <= hi <= 100:
-            raise FacevoxError(f"jpeg_quality must be 1 <= low <= high <= 100, got {self.jpeg_quality}",
-                               "data.augment.jpeg_quality")
 
 
 def augment(img: np.ndarray, crop: int, rng: np.random.Generator, s: AugmentSettings) -> np.ndarray:

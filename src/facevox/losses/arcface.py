@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from facevox.losses.base import EmbeddingLoss, replace_target
+from facevox.losses.settings import number
 from facevox.registry import register_loss
 
 
@@ -22,7 +23,8 @@ class ArcFace(EmbeddingLoss):
 
     def __init__(self, embed_dim: int, num_classes: int, *, scale: float = 64.0, margin: float = 0.5) -> None:
         super().__init__(embed_dim, num_classes)
-        self.scale, self.margin = scale, margin
+        self.scale = number("scale", scale, gt=0)
+        self.margin = number("margin", margin, ge=0, lt=math.pi)  # radians
 
     def loss(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cos = self.cosine(emb)

@@ -6,13 +6,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facevox.losses.schedule import MarginSchedule, warmup_value
 
-class EmbeddingLoss(nn.Module):
+
+class EmbeddingLoss(MarginSchedule, nn.Module):
     """``Loss(embed_dim, num_classes, *, ...)``; ``forward(emb (B, D), labels (B,)) -> scalar``.
 
     The class weights live in ``self.weight`` (C, D). ``logits(emb)`` gives the scores the loss
     is computed from without margins (for accuracy). Losses compute in fp32 even under autocast:
-    margins on bf16 cosines (3 significant digits) would be mostly rounding.
+    margins on bf16 cosines (3 significant digits) would be mostly rounding. Arguments are checked
+    when the loss is built (:mod:`facevox.losses.settings`); ``step_hook`` gives the training
+    schedule of the margin and anything else the loss anneals (:mod:`facevox.losses.schedule`).
     """
 
     margin: float
@@ -47,11 +51,15 @@ def replace_target(logits: torch.Tensor, labels: torch.Tensor, target: torch.Ten
 
 def margin_warmup(loss: nn.Module, target: float, warmup_steps: int):
     """A training step hook: the margin goes linearly from the loss's "no margin" value (0, or 1
-    for a multiplicative margin: ``loss.neutral_margin``) to ``target`` over ``warmup_steps``."""
+    for a multiplicative margin: ``loss.neutral_margin``) to ``target`` over ``warmup_steps``.
+
+    The margin alone; the tasks use ``loss.step_hook`` (:mod:`facevox.losses.schedule`), which also
+    runs the loss's other schedules (SphereFace's lambda)."""
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     start = float(getattr(loss, "neutral_margin", 0.0))
 
     def hook(step: int) -> None:
-        frac = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-        loss.margin = start + (target - start) * frac
+        loss.margin = warmup_value(step, start, target, warmup_steps)
 
     return hook

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from facevox.losses.base import EmbeddingLoss, replace_target
+from facevox.losses.settings import number
 from facevox.registry import register_loss
 
 
@@ -19,7 +20,8 @@ class CosFace(EmbeddingLoss):
 
     def __init__(self, embed_dim: int, num_classes: int, *, scale: float = 30.0, margin: float = 0.35) -> None:
         super().__init__(embed_dim, num_classes)
-        self.scale, self.margin = scale, margin
+        self.scale = number("scale", scale, gt=0)
+        self.margin = number("margin", margin, ge=0)
 
     def loss(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cos = self.cosine(emb)

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevox.losses.base import EmbeddingLoss, replace_target
+from facevox.losses.settings import number
 from facevox.registry import register_loss
 
 
@@ -63,8 +64,9 @@ class _MaskedProxyLoss(EmbeddingLoss):
 
     def __init__(self, embed_dim: int, num_classes: int, *, scale: float, margin: float, reg_weight: float) -> None:
         super().__init__(embed_dim, num_classes)
-        self.w = nn.Parameter(torch.tensor(float(scale)))
-        self.margin, self.reg_weight = margin, reg_weight
+        self.w = nn.Parameter(torch.tensor(number("scale", scale, gt=0)))
+        self.margin = number("margin", margin, ge=0)
+        self.reg_weight = number("reg_weight", reg_weight, ge=0)
 
     def masked_cosines(
         self, emb: torch.Tensor, labels: torch.Tensor
@@ -124,7 +126,7 @@ class MultinomialMaskProxy(_MaskedProxyLoss):
         reg_weight: float = 0.5,
     ) -> None:
         super().__init__(embed_dim, num_classes, scale=scale, margin=margin, reg_weight=reg_weight)
-        self.b = nn.Parameter(torch.tensor(float(bias)))
+        self.b = nn.Parameter(torch.tensor(number("bias", bias)))
 
     def loss(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cos, masked, centroids, proxies = self.masked_cosines(emb, labels)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from facevox.losses.base import EmbeddingLoss
+from facevox.losses.settings import number
 from facevox.registry import register_loss
 
 
@@ -29,7 +30,7 @@ class NormFace(EmbeddingLoss):
 
     def __init__(self, embed_dim: int, num_classes: int, *, scale: float = 30.0) -> None:
         super().__init__(embed_dim, num_classes)
-        self.scale = scale
+        self.scale = number("scale", scale, gt=0)
         self.margin = 0.0
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:

@@ -11,13 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facevox.losses.schedule import MarginSchedule
+from facevox.losses.settings import choice, flag, number
 from facevox.registry import register_loss
 
 DISTANCES = ("euclidean", "cosine")
 
 
 @register_loss("contrastive")
-class ContrastiveLoss(nn.Module):
+class ContrastiveLoss(MarginSchedule, nn.Module):
     """Contrastive loss (Hadsell, Chopra, LeCun, CVPR 2006, eq. 4) on embedding pairs.
 
     ``forward(emb_a (B, D), emb_b (B, D), same (B,) 0/1) -> scalar``:
@@ -42,9 +44,9 @@ class ContrastiveLoss(nn.Module):
 
     def __init__(self, *, margin: float = 1.0, distance: str = "euclidean", normalize: bool = True) -> None:
         super().__init__()
-        if distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
-        self.margin, self.distance, self.normalize = margin, distance, normalize
+        self.distance = choice("distance", distance, DISTANCES)
+        self.margin = number("margin", margin, ge=0)
+        self.normalize = flag("normalize", normalize)
 
     def distances(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
         """d_i between the two sides of each pair: (B,)."""
@@ -76,7 +78,7 @@ class PairBCE(nn.Module):
 
     def __init__(self, *, pos_weight: float | None = None) -> None:
         super().__init__()
-        self.pos_weight = pos_weight
+        self.pos_weight = None if pos_weight is None else number("pos_weight", pos_weight, gt=0)
 
     def forward(self, logit: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=logit.device.type, enabled=False):

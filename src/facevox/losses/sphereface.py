@@ -34,8 +34,9 @@ How it is computed:
 * Exact gradients (autograd). The Caffe layer's backward rescales the two parts of the target's
   gradient to unit length; this one does not.
 
-Use: call ``loss.anneal(step)`` before each step (the face trainer does), or set ``loss.lamb``
-directly; ``lamb = 0`` is the plain A-Softmax. ``margin`` is a plain attribute (1 = no margin).
+Use: the step hook ``loss.step_hook(warmup_steps)`` (what every task's trainer runs before each step)
+sets ``lamb`` from the step with ``loss.anneal(step)``, and warms up the margin if asked; or set
+``loss.lamb`` directly; ``lamb = 0`` is the plain A-Softmax. ``margin`` is a plain attribute (1 = no margin).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from facevox.losses.base import EmbeddingLoss, replace_target
+from facevox.losses.settings import LossSettingError, number
 from facevox.registry import register_loss
 
 _ACOS_EPS = 1e-6  # acos' slope is taken at cos clamped into [-1 + eps, 1 - eps] (it is infinite at +-1)
@@ -109,18 +111,23 @@ class SphereFace(EmbeddingLoss):
         lambda_min: float = 5.0,
     ) -> None:
         super().__init__(embed_dim, num_classes)
-        if margin < 1:
-            raise ValueError(f"margin must be >= 1 (1 is no margin), got {margin}")
-        if lambda_min < 0 or base < lambda_min:
-            raise ValueError(f"need 0 <= lambda_min <= base, got lambda_min={lambda_min}, base={base}")
-        self.margin = margin
+        self.margin = number("margin", margin, ge=1)  # 1 is no margin
         self.neutral_margin = 1.0  # m = 1 is no margin: where a warm-up starts
-        self.base, self.gamma, self.power, self.lambda_min = base, gamma, power, lambda_min
-        self.lamb = sphereface_lambda(0, base, gamma, power, lambda_min)
+        self.lambda_min = number("lambda_min", lambda_min, ge=0)
+        self.base = number("base", base)
+        if self.base < self.lambda_min:
+            raise LossSettingError("base", f"must be >= lambda_min ({self.lambda_min:g}), got {self.base:g}")
+        self.gamma, self.power = number("gamma", gamma, ge=0), number("power", power, ge=0)
+        self.lamb = sphereface_lambda(0, self.base, self.gamma, self.power, self.lambda_min)
 
     def anneal(self, step: int) -> None:
-        """A training step hook: set ``lamb`` to the schedule's value at ``step``."""
+        """Set ``lamb`` to the annealing schedule's value at ``step``."""
         self.lamb = sphereface_lambda(step, self.base, self.gamma, self.power, self.lambda_min)
+
+    def schedule(self, step: int, *, target_margin: float, warmup_steps: int) -> None:
+        """The margin warm-up of every margin loss, and lambda annealed with the step (``anneal``)."""
+        super().schedule(step, target_margin=target_margin, warmup_steps=warmup_steps)
+        self.anneal(step)
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         """||x|| cos(theta_j) = x . W_j / ||W_j||: (B, C)."""

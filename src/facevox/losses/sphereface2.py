@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevox.losses.base import EmbeddingLoss, replace_target
+from facevox.losses.settings import LossSettingError, choice, number
 from facevox.registry import register_loss
 
 MARGIN_TYPES = ("additive", "additive_angular", "multiplicative")
@@ -105,17 +106,22 @@ class SphereFace2(EmbeddingLoss):
         margin_type: str = "additive",
     ) -> None:
         super().__init__(embed_dim, num_classes)
-        if margin_type not in MARGIN_TYPES:
-            raise ValueError(f"margin_type must be one of {', '.join(MARGIN_TYPES)}, got {margin_type!r}")
-        if not 0.0 < lam < 1.0:
-            raise ValueError(f"lam must be in (0, 1), got {lam}")
-        if t < 1.0:
-            raise ValueError(f"t must be >= 1 (g'(z) is infinite at z = -1 below that), got {t}")
-        self.scale, self.lam, self.t, self.margin_type = scale, lam, t, margin_type
-        self.margin = DEFAULT_MARGINS[margin_type] if margin is None else margin
+        self.margin_type = choice("margin_type", margin_type, MARGIN_TYPES)
+        self.scale = number("scale", scale, gt=0)
+        self.lam = number("lam", lam, gt=0, lt=1)
+        self.t = number("t", t)
+        if self.t < 1.0:
+            raise LossSettingError("t", f"must be >= 1 (g'(z) is infinite at z = -1 below that), got {self.t:g}")
+        if margin is None:
+            self.margin = DEFAULT_MARGINS[margin_type]
+        elif margin_type == "multiplicative":
+            self.margin = number("margin", margin, ge=1)  # 1 is no margin
+        else:
+            self.margin = number("margin", margin, ge=0, lt=2 if margin_type == "additive" else math.pi)
         # the margin that means "none", where a warm-up starts: theta * 1 for the multiplicative type
         self.neutral_margin = 1.0 if margin_type == "multiplicative" else 0.0
-        b = initial_bias(num_classes, scale=scale, margin=self.margin, lam=lam, t=t, margin_type=margin_type)
+        b = initial_bias(num_classes, scale=self.scale, margin=self.margin, lam=self.lam, t=self.t,
+                         margin_type=margin_type)
         self.bias = nn.Parameter(torch.tensor(b))
 
     def _positive(self, cos_y: torch.Tensor) -> torch.Tensor:

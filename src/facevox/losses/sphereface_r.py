@@ -40,7 +40,8 @@ so the loss value is that of the margin but the gradient flows as through r cos(
 Defaults: v2, hard normalisation, s = 60, m = 1.4 and CGD, the authors' SphereFace-R training recipe
 (OpenSphere ``config/train/vggface2_sfnet20_spherefacer.yml``; they always detach). The seed text is
 the abstract alone; the equations above follow the authors' code. Their "none" and "soft" heads raise
-m step-wise from 1 during training; ``facevox.losses.base.margin_warmup`` does that linearly.
+m step-wise from 1 during training; the shared margin warm-up (``loss.margin_warmup_epochs``,
+:mod:`facevox.losses.schedule`) raises it linearly from 1 instead. No other value is scheduled.
 
 Numerics: psi and eta take the angle from ``facevox.losses.sphereface.safe_acos``: its exact value, with
 the slope of acos taken at the cosine clamped into [-1 + 1e-6, 1 - 1e-6] (0 beyond); v0 with an integer m
@@ -55,6 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from facevox.losses.base import EmbeddingLoss, replace_target
+from facevox.losses.settings import choice, flag, number
 from facevox.losses.sphereface import safe_acos, sphereface_psi
 from facevox.registry import register_loss
 
@@ -92,16 +94,12 @@ class SphereFaceR(EmbeddingLoss):
         norm_weight: float = 0.01,
     ) -> None:
         super().__init__(embed_dim, num_classes)
-        if margin_type not in MARGIN_TYPES:
-            raise ValueError(f"margin_type must be one of {', '.join(MARGIN_TYPES)}, got {margin_type!r}")
-        if feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {feature_norm!r}")
-        if margin < 1:
-            raise ValueError(f"margin must be >= 1 (1 is no margin), got {margin}")
-        if scale <= 0 or norm_weight < 0:
-            raise ValueError(f"need scale > 0 and norm_weight >= 0, got {scale}, {norm_weight}")
-        self.scale, self.margin, self.margin_type = scale, margin, margin_type
-        self.feature_norm, self.detach, self.norm_weight = feature_norm, detach, norm_weight
+        self.margin_type = choice("margin_type", margin_type, MARGIN_TYPES)
+        self.feature_norm = choice("feature_norm", feature_norm, FEATURE_NORMS)
+        self.margin = number("margin", margin, ge=1)  # 1 is no margin
+        self.scale = number("scale", scale, gt=0)
+        self.norm_weight = number("norm_weight", norm_weight, ge=0)
+        self.detach = flag("detach", detach)
         self.neutral_margin = 1.0  # m = 1 is no margin: where a warm-up starts
 
     def _magnitude(self, emb: torch.Tensor) -> torch.Tensor | float:

@@ -40,13 +40,14 @@ class DCGANGenerator(nn.Module):
 
 
 def gan_face_weights_path() -> Path:
-    """The weights file inside the installed ``gan-face-generate`` package (``make setup``)."""
+    """The weights file inside the installed ``gan-face-generate`` package; its code is never imported."""
     import importlib.util
 
     spec = importlib.util.find_spec("gan_face_generate")
     if spec is None or not spec.submodule_search_locations:
-        raise FacevoxError("the DCGAN face generator needs the package gan-face-generate: "
-                           "pip install --no-deps gan-face-generate (make setup does)")
+        raise FacevoxError("the DCGAN face generator's weights ship in gan-face-generate: pip install --no-deps "
+                           "gan-face-generate (--no-deps: it declares torchvision and wandb, which facevox does not "
+                           "use), or give its weights.tar with --weights")
     return Path(next(iter(spec.submodule_search_locations))) / "weights.tar"
 
 

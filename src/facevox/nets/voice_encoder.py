@@ -36,6 +36,7 @@ from torch import nn
 
 from facevox.audio.features import mel_filterbank
 from facevox.errors import FacevoxError
+from facevox.precision import needs_fp32_recurrent
 from facevox.registry import register_model
 
 # Resemblyzer's mel front end (hparams.py + librosa.feature.melspectrogram defaults)
@@ -93,7 +94,11 @@ class VoiceEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.in_dim:
             raise ValueError(f"expected mel frames (B, {self.in_dim}, T), got shape {tuple(x.shape)}")
-        _, (hidden, _) = self.lstm(x.transpose(1, 2))
+        if needs_fp32_recurrent(x):  # no bf16 LSTM kernel on CPUs without native bf16
+            with torch.autocast(device_type="cpu", enabled=False):
+                _, (hidden, _) = self.lstm(x.float().transpose(1, 2))
+        else:
+            _, (hidden, _) = self.lstm(x.transpose(1, 2))
         embeds = self.relu(self.linear(hidden[-1]))
         # Resemblyzer divides by the norm; normalize() does the same but gives 0, not NaN, for an all-zero vector
         # in float32 at least: a bf16 norm is off in the third digit
@@ -134,7 +139,7 @@ def resemblyzer_weights_path() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
         raise FacevoxError(
-            "the resemblyzer package is not installed: install the 'speaker-baseline' extra, "
+            'the resemblyzer package is not installed: pip install "facevox[speaker-baseline]", '
             "or pass the path of a Resemblyzer pretrained.pt"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"

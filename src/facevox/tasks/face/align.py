@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,45 @@ def align_photo(image: np.ndarray, path: Path, detector: str, size: tuple[int, i
     return result.crop
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_folders(src: Path, out: Path, outputs: Iterable[Path] = ()) -> None:
+    """Refuse an output folder that is, or is inside, the photo folder (the crops would land among the
+    photos, or replace them), and any of ``outputs`` that would land inside the photo folder all the same
+    (the photo folder inside the output folder, a link in the output tree). Symlinks are resolved before
+    comparing; nothing has been written when this raises."""
+    src_abs, out_abs = src.resolve(), out.resolve()
+    if _inside(out_abs, src_abs):
+        what = "is the photo folder" if out_abs == src_abs else "is inside the photo folder"
+        raise FacevoxError(f"the output folder {what} {src}: the crops would be written among (or over) the photos; "
+                           "give another --out", out)
+    for path in outputs:
+        if _inside(path.resolve(), src_abs):
+            raise FacevoxError(f"the crop {path} would be written inside the photo folder {src} (among or over the "
+                               "photos); give another --out", out)
+
+
 def align_command(src: Path, out: Path, *, backend: str, size: tuple[int, int], largest: bool,
                   aligned: bool) -> list[tuple[Path, str]]:
-    """Align (or, for already aligned data, resize) every photo of ``src`` into ``out``; print a summary."""
+    """Align (or, for already aligned data, resize) every photo of ``src`` into ``out``; print a summary.
+
+    An output folder that is, or is inside, ``src`` is refused before anything is written (see
+    :func:`check_folders`)."""
+    from facevox.image.face_align import _output_names as output_names  # the names align_folder writes
+    from facevox.image.io import list_image_files
+
+    files = list_image_files(src)
+    names = output_names([f.relative_to(src) for f in files])
+    check_folders(src, out, [out / names[f.relative_to(src)] for f in files] + [out / "align_report.csv"])
     if aligned:
-        from facevox.image.io import list_image_files, load_image, save_image
+        from facevox.image.io import load_image, save_image
 
         report = []
-        for f in list_image_files(src):
+        for f in files:
             try:
-                save_image(out / f.relative_to(src).with_suffix(".png"), resize_aligned(load_image(f), size))
+                save_image(out / names[f.relative_to(src)], resize_aligned(load_image(f), size))
             except FacevoxError as err:
                 report.append((f, err.problem))
     else:

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from facevox.config import load_config
+from facevox.config import IMAGE_SIZE, SEED, load_config, ranged_arg
+from facevox.errors import FacevoxError
 
 
 def _align(args: argparse.Namespace) -> None:
@@ -31,6 +32,10 @@ def _pairs(args: argparse.Namespace) -> None:
 
     ids = read_identities(args.root)
     if args.identities:
+        unknown = [n for n in args.identities if n not in ids]
+        if unknown:
+            raise FacevoxError(f"no identity folder named {', '.join(map(repr, unknown[:3]))} under {args.root}",
+                               "--identities")
         ids = {n: f for n, f in ids.items() if n in set(args.identities)}
     disjoint = {"auto": None, "yes": True, "no": False}[args.disjoint]
     pairs = make_pairs(ids, args.folds, args.per_fold, args.seed, disjoint)
@@ -41,7 +46,7 @@ def _pairs(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from facevox.tasks.face.evaluate import FaceScorer, evaluate_pairs
 
-    scorer = FaceScorer(args.model, args.backend)
+    scorer = FaceScorer(args.model, args.backend, use="face eval")
     m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify)
     print(f"10-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
           f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
@@ -78,14 +83,15 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                        description="Detect, align and crop every photo of a folder-per-identity tree.")
     p.add_argument("src", help="folder per identity of photos")
     p.add_argument("--out", required=True, help="folder for the aligned crops (same tree, PNG)")
-    p.add_argument("--size", type=int, nargs=2, default=[112, 112], metavar=("H", "W"))
+    p.add_argument("--size", type=ranged_arg(int, **IMAGE_SIZE), nargs=2, default=[112, 112], metavar=("H", "W"))
     p.add_argument("--largest", action="store_true", help="with several faces, keep the largest (else: reported)")
     p.add_argument("--aligned", action="store_true", help="photos are already aligned: only resize them")
     detector_arg(p)
     p.set_defaults(handler=_align)
 
     p = sub.add_parser("train", help="train a face embedder with a margin loss", description="Train a face embedder.")
-    p.add_argument("--recipe", help="YAML recipe, e.g. recipes/face/iresnet18_sphereface2.yaml")
+    p.add_argument("--recipe",
+                   help="YAML recipe file or built-in name, e.g. mobilefacenet_arcface (facevox list recipes)")
     p.add_argument("--data", help="folder per identity of aligned crops (same as --set data.train=...)")
     p.add_argument("--out", default="runs/face", help="run folder; the model is saved in OUT/model")
     p.add_argument("--licence", default="unknown", help="licence of the training data, for the model card")
@@ -96,19 +102,21 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p = sub.add_parser("pairs", help="write an LFW-format pairs file for a folder per identity",
                        description="Write 'folds n' then per fold n same and n different pairs (LFW pairs.txt).")
     p.add_argument("root", help="folder per identity")
-    p.add_argument("--out", required=True)
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--per-fold", type=int, default=30, help="same pairs per fold (and as many different ones)")
+    p.add_argument("--out", required=True, help="pairs file to write")
+    p.set_defaults(out_is_file=True)
+    p.add_argument("--folds", type=ranged_arg(int, ge=1), default=10)
+    p.add_argument("--per-fold", type=ranged_arg(int, ge=1), default=30,
+                   help="same pairs per fold (and as many different ones)")
     p.add_argument("--identities", nargs="+", help="only these identities (folder names)")
     p.add_argument("--disjoint", default="auto", choices=["auto", "yes", "no"],
                    help="no person in two folds (LFW View 2); auto: when there are 2+ people per fold")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=ranged_arg(int, **SEED), default=0)
     p.set_defaults(handler=_pairs)
 
     def scorer_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="model folder (OUT/model of face train)")
         p.add_argument("--backend", default="model", choices=["model", "dlib"],
-                       help="'dlib': dlib's pretrained face recognition model (make setup)")
+                       help="'dlib': dlib's pretrained face recognition model (pip install \"facevox[face-baseline]\")")
 
     p = sub.add_parser("eval", help="LFW protocol: 10-fold accuracy, EER, TAR@FAR, report",
                        description="Score an LFW-format pairs file of aligned crops.")
@@ -125,7 +133,8 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--aligned", action="store_true", help="the photos are aligned face crops")
-    p.add_argument("--threshold", type=float, help="decision threshold (default: the model's, if it has one)")
+    p.add_argument("--threshold", type=ranged_arg(float),
+                   help="decision threshold (default: the model's, if it has one)")
     p.add_argument("--json", action="store_true")
     detector_arg(p)
     scorer_args(p)

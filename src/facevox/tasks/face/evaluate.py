@@ -14,7 +14,9 @@ from facevox.errors import FacevoxError
 from facevox.identification import dir_at_far, rank_k_accuracy, templates
 from facevox.image.io import load_image
 from facevox.metrics import kfold_accuracy, tar_at_fars
+from facevox.outdir import prepare_output
 from facevox.report import Table, verification_report
+from facevox.scores import check_finite_scores
 from facevox.tasks.face.pairs import read_identities, read_pairs
 
 Embed = Callable[[Sequence[np.ndarray]], np.ndarray]  # aligned uint8 crops -> (N, D) unit embeddings
@@ -28,8 +30,10 @@ class FaceScorer:
     trained for a distance threshold of 0.6); higher means "same person" either way.
     """
 
-    def __init__(self, model: str | Path | None = None, backend: str = "model", precision: str = "fp32") -> None:
+    def __init__(self, model: str | Path | None = None, backend: str = "model", precision: str = "fp32",
+                 use: str = "face scoring") -> None:
         self.backend = backend
+        self.where: str | Path = f"--backend {backend}"  # what a non-finite score is blamed on
         self.threshold: float | None = None
         self._cache: dict[tuple[Path, Any], np.ndarray] = {}
         if backend == "dlib":
@@ -44,7 +48,8 @@ class FaceScorer:
             from facevox.checkpoint import read_model_folder
             from facevox.tasks.face.embed import FaceEmbedder
 
-            folder = read_model_folder(model)
+            folder = read_model_folder(model, task="face", use=use)
+            self.where = folder.path
             extra = folder.extra
             self.embed = FaceEmbedder(folder.model, tuple(extra.get("input_size", (112, 112))),
                                       flip=bool(extra.get("flip", True)), precision=precision).embed
@@ -79,9 +84,11 @@ class FaceScorer:
 def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, scorer: FaceScorer,
                    identify_root: str | Path | None = None) -> dict[str, Any]:
     """10-fold accuracy (threshold from the other 9 folds), EER, ROC-AUC, TAR@FAR; report in OUT."""
+    prepare_output(out)  # a wrong --out fails now, not after the embedding
     pairs = read_pairs(pairs_file, root)
     emb = scorer.embed_files([p.a for p in pairs] + [p.b for p in pairs])
     scores = scorer.score(np.stack([emb[p.a] for p in pairs]), np.stack([emb[p.b] for p in pairs]))
+    check_finite_scores(scores, [f"{p.a} and {p.b}" for p in pairs], scorer.where)
     labels = np.array([p.same for p in pairs], dtype=int)
     folds = np.array([p.fold for p in pairs])
     k = kfold_accuracy(scores, labels, folds)
@@ -134,7 +141,7 @@ def identify(root: str | Path, scorer: FaceScorer, enrolled_fraction: float = 0.
 def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, backend: str = "model",
                   aligned: bool = False, detector: str = "dlib", threshold: float | None = None) -> dict[str, Any]:
     """Score two photos (faces detected and aligned unless ``aligned``); decide when a threshold is known."""
-    scorer = FaceScorer(model, backend)
+    scorer = FaceScorer(model, backend, use="face verify")
     crops = []
     for path in (Path(a), Path(b)):
         image = load_image(path)
@@ -145,7 +152,10 @@ def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, bac
         crops.append(image)
     ea, eb = scorer.embed(crops)
     score = float(scorer.score(ea, eb))
+    check_finite_scores([score], [f"{a} and {b}"], scorer.where)
     thr = threshold if threshold is not None else scorer.threshold
+    if thr is not None and not np.isfinite(thr):
+        raise FacevoxError(f"the threshold must be a finite number, got {thr}", "--threshold")
     result: dict[str, Any] = {"a": str(a), "b": str(b), "score": score, "threshold": thr}
     if thr is not None:
         result["same"] = bool(score >= thr)

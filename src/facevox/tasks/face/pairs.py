@@ -19,6 +19,7 @@ import numpy as np
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text
 from facevox.image.io import list_image_files
+from facevox.textfile import check_utf8_name, read_text
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ def read_identities(root: str | Path) -> dict[str, list[Path]]:
     files = list_image_files(root)
     out: dict[str, list[Path]] = {}
     for f in files:
+        check_utf8_name(f)  # identity names go into pairs files and reports
         rel = f.relative_to(root)
         if len(rel.parts) < 2:
             raise FacevoxError(f"image directly under the root ({rel}); expected <root>/<identity>/...", root)
@@ -66,7 +68,7 @@ def read_pairs(path: str | Path, root: str | Path) -> list[Pair]:
     path, root = Path(path), Path(root)
     if not path.is_file():
         raise FacevoxError("pairs file not found", path)
-    lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = [ln.split() for ln in read_text(path).splitlines() if ln.strip()]
     if not lines:
         raise FacevoxError("empty pairs file", path)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import torch
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
-from facevox.config import save_config
 from facevox.errors import FacevoxError
-from facevox.losses.base import margin_warmup
-from facevox.registry import create_loss, create_model
+from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
+from facevox.losses.settings import build_loss
+from facevox.registry import create_model
+from facevox.runfolder import check_resume, start_run
 from facevox.tasks.face.config import FaceConfig
 from facevox.tasks.face.data import FaceImages, load_faces
 from facevox.tasks.face.pairs import read_identities
@@ -24,24 +26,22 @@ from facevox.train import Trainer, seed_everything
 
 def build_backbone(cfg: FaceConfig) -> nn.Module:
     kwargs = {"embed_dim": cfg.model.embed_dim, "input_size": tuple(cfg.data.input_size), **cfg.model.backbone_kwargs}
-    return create_model(cfg.model.backbone, **kwargs)
+    try:
+        return create_model(cfg.model.backbone, **kwargs)
+    except FacevoxError as err:  # a size or argument the backbone refuses: name the setting
+        if err.where is not None:
+            raise
+        raise FacevoxError(err.problem, "model.backbone_kwargs") from None
 
 
 def _make_loss(cfg: FaceConfig, num_classes: int) -> nn.Module:
-    try:
-        return create_loss(cfg.loss.name, embed_dim=cfg.model.embed_dim, num_classes=num_classes, **cfg.loss.kwargs)
-    except ValueError as err:  # a value the loss rejects
-        raise FacevoxError(str(err), "loss.kwargs") from None
+    """The loss head; a bad loss.name or loss.kwargs is a one-line error naming the key."""
+    return build_loss(cfg.loss.name, cfg.loss.kwargs, embed_dim=cfg.model.embed_dim, num_classes=num_classes)
 
 
-def _step_hooks(head: nn.Module, cfg: FaceConfig, batches_per_epoch: int) -> list:
-    hooks = []
-    if hasattr(head, "margin") and cfg.loss.margin_warmup_epochs > 0:
-        hooks.append(margin_warmup(head, float(head.margin), int(cfg.loss.margin_warmup_epochs * batches_per_epoch)))
-    anneal = getattr(head, "anneal", None)  # SphereFace: the softmax / margin blend decays with the step
-    if callable(anneal):
-        hooks.append(anneal)
-    return hooks
+def _step_hooks(head: nn.Module, cfg: FaceConfig, batches_per_epoch: int, total_steps: int | None = None) -> list:
+    """The loss's schedule (margin warm-up; SphereFace's lambda annealing) as Trainer step hooks."""
+    return loss_step_hooks(head, cfg.loss.margin_warmup_epochs, batches_per_epoch, total_steps)
 
 
 def _held_out(identities: dict[str, list[Path]], n: int, seed: int) -> dict[str, list[Path]]:
@@ -56,21 +56,29 @@ def _held_out(identities: dict[str, list[Path]], n: int, seed: int) -> dict[str,
     return {names[i]: identities[names[i]] for i in sorted(picked)}
 
 
-def _threshold(model: nn.Module, calib: dict[str, list[Path]], cfg: FaceConfig) -> dict[str, Any]:
+def _calib_faces(calib: dict[str, list[Path]], cfg: FaceConfig) -> tuple[list[np.ndarray], list[str]]:
+    """The held-out crops and whose they are, decoded before training (a bad file stops the run, or is
+    skipped and listed, before any time is spent); they must give both same and different pairs."""
+    paths = [p for files in calib.values() for p in files]
+    owner = {p: n for n, files in calib.items() for p in files}
+    arrays, kept = load_faces(paths, tuple(cfg.data.input_size), cfg.data.skip_bad)
+    who = [owner[p] for p in kept]
+    counts = Counter(who)
+    if len(counts) < 2 or max(counts.values()) < 2:
+        raise FacevoxError("the held-out identities give no same or no different pairs", "data.calib_identities")
+    return arrays, who
+
+
+def _threshold(model: nn.Module, arrays: list[np.ndarray], who: list[str], cfg: FaceConfig) -> dict[str, Any]:
     """The cosine threshold at ``scoring.target_far`` on all pairs of the held-out identities."""
     from facevox.metrics import tar_at_far
     from facevox.tasks.face.embed import FaceEmbedder
 
-    paths = [p for files in calib.values() for p in files]
-    owner = [n for n, files in calib.items() for _ in files]
-    arrays, kept = load_faces(paths, tuple(cfg.data.input_size), cfg.data.skip_bad)
-    who = [owner[paths.index(p)] for p in kept]
     emb = FaceEmbedder(model, tuple(cfg.data.input_size), flip=cfg.scoring.flip).embed(arrays)
-    i, j = np.triu_indices(len(kept), k=1)
+    i, j = np.triu_indices(len(who), k=1)
     scores = np.sum(emb[i] * emb[j], axis=1)
     same = np.array([who[a] == who[b] for a, b in zip(i, j, strict=True)])
-    if same.all() or not same.any():
-        raise FacevoxError("the held-out identities give no same or no different pairs", "data.calib_identities")
+    calib = sorted(set(who))
     tar, thr = tar_at_far(scores, same, cfg.scoring.target_far)
     if not np.isfinite(thr):  # even the top score lets too many different pairs in
         print(f"face: no threshold stored: no cosine keeps the held-out FAR at {cfg.scoring.target_far:g}",
@@ -86,8 +94,11 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
     """Train ``cfg.model.backbone`` with ``cfg.loss`` on ``cfg.data.train``; save OUT/model."""
     if not cfg.data.train:
         raise FacevoxError("no training data given (set data.train to a folder per identity)", "data.train")
+    resuming = check_resume(out, cfg, resume=resume)  # before anything is read or written
     seed_everything(cfg.train.seed)
     model = build_backbone(cfg)  # before anything is written: a bad name leaves nothing behind
+    _make_loss(cfg, num_classes=2)  # and the loss settings, before any image is decoded
+    check_warmup_epochs(cfg.loss.margin_warmup_epochs)
     identities = {n: f for n, f in read_identities(cfg.data.train).items() if len(f) >= cfg.data.min_images}
     calib = _held_out(identities, cfg.data.calib_identities, cfg.train.seed)
     identities = {n: f for n, f in identities.items() if n not in calib}
@@ -98,6 +109,7 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
     label_of = {p: i for i, files in enumerate(identities.values()) for p in files}
     arrays, kept = load_faces(paths, tuple(cfg.data.input_size), cfg.data.skip_bad)
     labels = np.array([label_of[p] for p in kept])
+    calib_faces = _calib_faces(calib, cfg) if calib else None  # every image is checked before training
     head = _make_loss(cfg, num_classes=len(identities))
     both = nn.ModuleDict({"model": model, "head": head})
 
@@ -109,10 +121,9 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
             acc = (m["head"].logits(emb.float()).argmax(1) == y).float().mean()
         return {"loss": loss, "acc": acc}
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    start_run(out, cfg, resuming=resuming)
     trainer = Trainer(both, compute_loss, FaceImages(arrays, labels, cfg.data.flip), cfg.train, out / "train")
-    trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch))
+    trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
     print(f"face: training {cfg.model.backbone} with {cfg.loss.name} on {len(kept)} images of "
           f"{len(identities)} identities")
     t0 = time.perf_counter()
@@ -122,8 +133,8 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
     extra = {"task": "face", "input_size": list(cfg.data.input_size), "flip": cfg.scoring.flip,
              "train_seconds": train_seconds, "train_identities": len(identities), "train_images": len(kept),
              "loss": cfg.loss.name}
-    if calib:
-        extra.update(_threshold(model, calib, cfg))
+    if calib_faces is not None:
+        extra.update(_threshold(model, *calib_faces, cfg))
     folder = save_model(out / "model", model, config=cfg, extra=extra,
                         card=ModelCard(task=f"face verification embeddings ({cfg.loss.name} loss)",
                                        data=f"{cfg.data.train}: {len(identities)} identities, {len(kept)} images",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facevox.config import load_config
+from facevox.config import load_config, ranged_arg
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -73,7 +73,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
 
     p = sub.add_parser("train", help="train a detector (ResNet-50/18 or the spectral baseline)",
                        description="Train a GAN-face detector; the test split is scored at the end.")
-    p.add_argument("--recipe", help="YAML recipe, e.g. recipes/fakeface/resnet50_seed.yaml")
+    p.add_argument("--recipe", help="YAML recipe file or built-in name, e.g. resnet50_seed (facevox list recipes)")
     p.add_argument("--data", help="folder with real/ and fake/, or CSV manifest path,label[,groups]")
     p.add_argument("--split", help="split file to reuse (created there on first use; default OUT/split.csv)")
     p.add_argument("--out", default="runs/fakeface", help="run folder; the model is saved in OUT/model")
@@ -89,14 +89,15 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--model", required=True, help="model folder of fakeface train (OUT/model)")
     p.add_argument("--split", required=True, help="the split file the model was trained with (OUT/split.csv)")
     p.add_argument("--out", required=True, help="folder for the fused model")
-    p.add_argument("--face-box", type=float, nargs=4, default=list(FFHQ_FACE_BOX), metavar=("X0", "Y0", "X1", "Y1"),
+    p.add_argument("--face-box", type=ranged_arg(float, ge=0, le=1), nargs=4, default=list(FFHQ_FACE_BOX),
+                   metavar=("X0", "Y0", "X1", "Y1"),
                    help="face region as fractions of the image (default: FFHQ alignment's)")
     p.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
     p.set_defaults(handler=_fuse)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="model folder (OUT/model of fakeface train)")
-        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--batch-size", type=ranged_arg(int, ge=1), default=32)
         p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
         p.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
 
@@ -113,6 +114,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                        description="Label images (files or folders) as real or fake.")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--out", help="write predictions to this .json or .csv instead of printing them")
+    p.set_defaults(out_is_file=True)
     common(p)
     p.set_defaults(handler=_predict)
 

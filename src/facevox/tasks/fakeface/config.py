@@ -1,11 +1,12 @@
-"""Settings of the GAN-face detector (recipes in ``recipes/fakeface/``)."""
+"""Settings of the GAN-face detector (recipes in ``src/facevox/recipes/fakeface/``)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Literal
 
-from facevox.config import TrainConfig
+from facevox.config import IMAGE_SIZE, PROB, SEED, TrainConfig, ranged
 from facevox.image.transforms import AugmentSettings
 
 
@@ -13,21 +14,31 @@ from facevox.image.transforms import AugmentSettings
 class FakefaceData:
     source: str = ""  # folder with real/ and fake/, or CSV manifest path,label[,group columns]
     split: str = ""  # split file to reuse or create; "" = OUT/split.csv
-    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train / val / test, stratified
-    split_seed: int = 0
-    load_size: int = 256  # every image is resized (shorter side) and centre-cropped to this square
-    crop_size: int = 224  # random training crops; evaluation scores the whole load_size image
+    # train / val / test, stratified; they sum to 1
+    split_fractions: tuple[float, float, float] = ranged((0.7, 0.1, 0.2), **PROB)
+    split_seed: int = ranged(0, **SEED)
+    load_size: int = ranged(256, **IMAGE_SIZE)  # images are resized (shorter side) and centre-cropped to this square
+    crop_size: int = ranged(224, **IMAGE_SIZE)  # random training crops; evaluation scores the whole load_size image
     augment: AugmentSettings = dataclasses.field(default_factory=AugmentSettings)
     # grey out this box (x0, y0, x1, y1 as fractions) in every image, e.g. a watermark
-    mask: tuple[float, float, float, float] | None = None
+    mask: tuple[float, float, float, float] | None = ranged(None, **PROB)
     balance: Literal["weighted_loss", "sampler", "none"] = "weighted_loss"  # class imbalance
     skip_bad: bool = False  # skip undecodable images and list them, instead of stopping
+
+    def cross_check(self) -> Iterator[tuple[str, str]]:
+        """(field, problem) for each rule between values that is broken."""
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
+            yield "split_fractions", f"train, val and test fractions must sum to 1, got {list(self.split_fractions)}"
+        if self.mask is not None:
+            x0, y0, x1, y1 = self.mask
+            if not (x0 < x1 and y0 < y1):
+                yield "mask", f"a box is (x0, y0, x1, y1) with x0 < x1 and y0 < y1, got {list(self.mask)}"
 
 
 @dataclasses.dataclass
 class FakefaceModel:
     name: Literal["resnet50", "resnet18", "spectral_logreg"] = "resnet50"
-    dropout: float = 0.0
+    dropout: float = ranged(0.0, ge=0, lt=1)
     pretrained: str = ""  # torchvision ResNet state dict (.pth or .safetensors) to start from
 
 
@@ -37,3 +48,9 @@ class FakefaceConfig:
     model: FakefaceModel = dataclasses.field(default_factory=FakefaceModel)
     # the seed's recipe: Adam, learning rate 0.00015, batch 16
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=20, batch_size=16, lr=1.5e-4))
+
+    def cross_check(self) -> Iterator[tuple[str, str]]:
+        """The CNNs train on crops of the loaded image (the spectral baseline uses the whole image)."""
+        d = self.data
+        if self.model.name != "spectral_logreg" and not 32 <= d.crop_size <= d.load_size:
+            yield "data.crop_size", f"need 32 <= crop_size <= load_size, got {d.crop_size} and {d.load_size}"

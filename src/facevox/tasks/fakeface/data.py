@@ -13,6 +13,7 @@ it back unchanged, so models trained at different times are compared on the same
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text, load_each, report_skipped
 from facevox.image.io import list_image_files, load_image
 from facevox.image.transforms import AugmentSettings, augment, mask_region, resize_square
+from facevox.textfile import check_utf8_name, read_text
 
 CLASSES = ("real", "fake")  # label 0, label 1: the detector's score is P(fake)
 SPLITS = ("train", "val", "test")
@@ -52,11 +54,14 @@ def read_source(source: str | Path) -> list[LabelledImage]:
     missing = [c for c in CLASSES if not (source / c).is_dir()]
     if missing:
         raise FacevoxError(f"expected sub-folders real/ and fake/; missing: {', '.join(missing)}/", source)
-    return [LabelledImage(p, label) for label, c in enumerate(CLASSES) for p in list_image_files(source / c)]
+    items = [LabelledImage(p, label) for label, c in enumerate(CLASSES) for p in list_image_files(source / c)]
+    for it in items:  # their paths go into the split file
+        check_utf8_name(it.path)
+    return items
 
 
 def _read_manifest(path: Path) -> list[LabelledImage]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.DictReader(fh)
         cols = [c.strip() for c in reader.fieldnames or []]
         if "path" not in cols or "label" not in cols:
@@ -120,7 +125,7 @@ def _csv_cell(text: str) -> str:
 def read_split(path: Path) -> dict[str, list[LabelledImage]]:
     """Split name -> images, from a split file."""
     items = _read_manifest(path)
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         splits = [(row.get("split") or "").strip() for row in csv.DictReader(fh)]
     out: dict[str, list[LabelledImage]] = {s: [] for s in SPLITS}
     for line, (it, s) in enumerate(zip(items, splits, strict=True), start=2):
@@ -131,8 +136,10 @@ def read_split(path: Path) -> dict[str, list[LabelledImage]]:
     return out
 
 
-def split_for(source: str, split_file: Path, fractions: Sequence[float], seed: int) -> dict[str, list[LabelledImage]]:
-    """Read ``split_file`` if it exists, else split ``source`` and write it there first."""
+def split_for(source: str, split_file: Path, fractions: Sequence[float], seed: int,
+              announce: bool = True) -> dict[str, list[LabelledImage]]:
+    """Read ``split_file`` if it exists, else split ``source`` and write it there first (saying so on
+    stderr when ``announce``)."""
     if split_file.is_file():
         return read_split(split_file)
     if not source:
@@ -143,7 +150,8 @@ def split_for(source: str, split_file: Path, fractions: Sequence[float], seed: i
     if min(counts) < 3:
         raise FacevoxError(f"need at least 3 images of each class, found {counts[0]} real, {counts[1]} fake", source)
     write_split(split_file, items, make_split(items, fractions, seed))
-    print(f"fakeface: wrote split {split_file} ({len(items)} images)", file=sys.stderr)
+    if announce:
+        print(f"fakeface: wrote split {split_file} ({len(items)} images)", file=sys.stderr)
     return read_split(split_file)
 
 

@@ -15,17 +15,19 @@ from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text
 from facevox.image.transforms import PERTURBATIONS
 from facevox.metrics import detection_summary
+from facevox.outdir import output_dir, prepare_output
 from facevox.report import Table, classification_report, plot_bars, plot_image_grid
+from facevox.scores import check_finite_scores
 from facevox.tasks.fakeface.data import CLASSES, LabelledImage, load_resized, read_source, read_split
 from facevox.tasks.fakeface.scoring import Detector
+from facevox.textfile import read_text
 
 
 def read_eval_items(data: str | Path, split: str) -> list[LabelledImage]:
     """The images to score: one split of a split file, or all of a folder / manifest."""
     data = Path(data)
     if data.is_file() and data.suffix.lower() == ".csv":
-        with open(data, encoding="utf-8-sig") as fh:
-            header = fh.readline().lower()
+        header = (read_text(data).splitlines() or [""])[0].lower()
         if "split" in [c.strip() for c in header.split(",")]:
             items = read_split(data)[split]
             if not items:
@@ -39,58 +41,60 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
                       precision: str = "fp32", n_saliency: int = 3) -> dict[str, Any]:
     """Score ``data`` with the model in ``model_dir``; write OUT/report.html, metrics.json, scores.csv."""
     out = Path(out)
-    det = Detector.load(str(model_dir), batch_size=batch_size, precision=precision)
+    prepare_output(out)  # a wrong --out fails now, not after the scoring
+    det = Detector.load(str(model_dir), use="fakeface eval", batch_size=batch_size, precision=precision)
     arrays, items = load_resized(read_eval_items(data, split), det.load_size, skip_bad, det.mask)
     y = np.array([it.label for it in items])
     if len(set(y.tolist())) < 2:
         raise FacevoxError(f"evaluation needs real and fake images; found only {CLASSES[int(y[0])]}", data)
     print(f"fakeface: scoring {len(items)} images ({int((y == 0).sum())} real, {int(y.sum())} fake)")
     p = det.probs(arrays)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_scores(out / "scores.csv", items, p, det.threshold)
+    check_finite_scores(p, [f"P(fake) of {it.path}" for it in items], det.where)
+    with output_dir(out, "fakeface eval") as out:  # every output in a new folder, swapped in at the end
+        _write_scores(out / "scores.csv", items, p, det.threshold)
 
-    extra: dict[str, Any] = {}
-    figures: list[tuple[str, Path]] = []
-    tables: list[Table] = []
-    notes = [f"model: {model_dir}", f"data: {data}" + (f" (split '{split}')" if split else ""),
-             f"images resized to {det.load_size} px; fake if P(fake) >= {det.threshold:g}"]
+        extra: dict[str, Any] = {}
+        figures: list[tuple[str, Path]] = []
+        tables: list[Table] = []
+        notes = [f"model: {model_dir}", f"data: {data}" + (f" (split '{split}')" if split else ""),
+                 f"images resized to {det.load_size} px; fake if P(fake) >= {det.threshold:g}"]
 
-    columns = sorted({c for it in items for c in it.groups})
-    if columns:
-        audit = group_metrics(p, y, {c: [it.groups.get(c, "") for it in items] for c in columns}, det.threshold)
-        extra["groups"] = audit
-        tables += _group_tables(audit)
-        bars = {f"{c}={g}": {"accuracy": r["accuracy"] or 0.0, "FPR": r["fpr"] or 0.0, "FNR": r["fnr"] or 0.0}
-                for c, a in audit.items() for g, r in a["groups"].items()}
-        plot_bars(bars, out / "groups.png", "rate", ylim=(0, 1.05))
-        figures.append(("Accuracy and error rates per group", out / "groups.png"))
+        columns = sorted({c for it in items for c in it.groups})
+        if columns:
+            audit = group_metrics(p, y, {c: [it.groups.get(c, "") for it in items] for c in columns}, det.threshold)
+            extra["groups"] = audit
+            tables += _group_tables(audit)
+            bars = {f"{c}={g}": {"accuracy": r["accuracy"] or 0.0, "FPR": r["fpr"] or 0.0, "FNR": r["fnr"] or 0.0}
+                    for c, a in audit.items() for g, r in a["groups"].items()}
+            plot_bars(bars, out / "groups.png", "rate", ylim=(0, 1.05))
+            figures.append(("Accuracy and error rates per group", out / "groups.png"))
 
-    wrong = np.flatnonzero((p >= det.threshold) != y.astype(bool))
-    if len(wrong):
-        order = wrong[np.argsort(-np.abs(p[wrong] - 0.5))][:32]
-        titles = [f"{CLASSES[y[i]]} -> {CLASSES[1 - y[i]]} {p[i]:.2f}" for i in order]
-        figures.append((f"Misclassified images ({len(wrong)}; most confident first): true -> predicted, P(fake)",
-                        plot_image_grid([arrays[i] for i in order], out / "misclassified.png", titles, ncols=8)))
-    else:
-        notes.append("no image was misclassified at the threshold")
-    if n_saliency > 0:
-        figures.append(_saliency_figure(det, arrays, y, p, out / "saliency.png", n_saliency))
+        wrong = np.flatnonzero((p >= det.threshold) != y.astype(bool))
+        if len(wrong):
+            order = wrong[np.argsort(-np.abs(p[wrong] - 0.5))][:32]
+            titles = [f"{CLASSES[y[i]]} -> {CLASSES[1 - y[i]]} {p[i]:.2f}" for i in order]
+            figures.append((f"Misclassified images ({len(wrong)}; most confident first): true -> predicted, P(fake)",
+                            plot_image_grid([arrays[i] for i in order], out / "misclassified.png", titles, ncols=8)))
+        else:
+            notes.append("no image was misclassified at the threshold")
+        if n_saliency > 0:
+            figures.append(_saliency_figure(det, arrays, y, p, out / "saliency.png", n_saliency))
 
-    if perturb:
-        robust = {}
-        for name, fn in PERTURBATIONS.items():
-            robust[name] = detection_summary(det.probs([fn(a) for a in arrays]), y, det.threshold)
-            print(f"  {name:<11} AP {robust[name]['average_precision']:.4f}")
-        robust = {"clean": detection_summary(p, y, det.threshold), **robust}
-        extra["robustness"] = robust
-        tables.append(Table("Robustness: the test images re-encoded or degraded before scoring",
-                            ("perturbation", "AP", "ROC-AUC", "accuracy"),
-                            [(k, v["average_precision"], v["roc_auc"], v["accuracy"]) for k, v in robust.items()]))
-        ap = {k: {"AP": v["average_precision"]} for k, v in robust.items()}
-        plot_bars(ap, out / "robustness.png", "AP", ylim=(0, 1.05))
-        figures.append(("Average precision under perturbations", out / "robustness.png"))
-    metrics = classification_report(p, y, out, "GAN-face detection", CLASSES, det.threshold, extra_metrics=extra,
-                                     extra_figures=figures, tables=tables, notes=notes)
+        if perturb:
+            robust = {}
+            for name, fn in PERTURBATIONS.items():
+                robust[name] = detection_summary(det.probs([fn(a) for a in arrays]), y, det.threshold)
+                print(f"  {name:<11} AP {robust[name]['average_precision']:.4f}")
+            robust = {"clean": detection_summary(p, y, det.threshold), **robust}
+            extra["robustness"] = robust
+            tables.append(Table("Robustness: the test images re-encoded or degraded before scoring",
+                                ("perturbation", "AP", "ROC-AUC", "accuracy"),
+                                [(k, v["average_precision"], v["roc_auc"], v["accuracy"]) for k, v in robust.items()]))
+            ap = {k: {"AP": v["average_precision"]} for k, v in robust.items()}
+            plot_bars(ap, out / "robustness.png", "AP", ylim=(0, 1.05))
+            figures.append(("Average precision under perturbations", out / "robustness.png"))
+        metrics = classification_report(p, y, out, "GAN-face detection", CLASSES, det.threshold, extra_metrics=extra,
+                                         extra_figures=figures, tables=tables, notes=notes)
     return metrics  # classification_report wrote metrics.json with the extras
 
 

@@ -139,7 +139,7 @@ def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path
     model_dir, out, split_file = Path(model_dir), Path(out), Path(split_file)
     if out.resolve() == model_dir.resolve():
         raise FacevoxError("the fused model needs its own folder (--out), not the CNN's", out)
-    det = Detector.load(str(model_dir))
+    det = Detector.load(str(model_dir), use="fakeface fuse")
     if det.face_probe is not None:
         raise FacevoxError("this model is already fused with a face probe", model_dir)
     sets = read_split(split_file)

@@ -15,8 +15,11 @@ import numpy as np
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text, load_each
 from facevox.image.io import list_image_files, load_image
+from facevox.outdir import output_dir, prepare_output, writing
+from facevox.scores import check_finite_scores
 from facevox.tasks.fakeface.data import CLASSES
 from facevox.tasks.fakeface.scoring import Detector
+from facevox.textfile import check_utf8_name
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
@@ -31,6 +34,8 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
             raise FacevoxError("file not found", p)
     if not out:
         raise FacevoxError("no images given")
+    for f in out:  # their names are printed and written into the predictions
+        check_utf8_name(f)
     return out
 
 
@@ -38,7 +43,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: i
             skip_bad: bool = False, progress: bool = True) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
     """One row per image: path, label (real/fake), confidence in that label, P(fake). Bad files are
     an error, or (``skip_bad``) left out and returned as ``(path, problem)``."""
-    det = Detector.load(str(model_dir), batch_size=batch_size, precision=precision)
+    det = Detector.load(str(model_dir), use="fakeface predict", batch_size=batch_size, precision=precision)
     files = expand_paths(paths)
     rows: list[dict[str, Any]] = []
     bad: list[tuple[Path, str]] = []
@@ -50,6 +55,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: i
         skipped = {p for p, _ in batch_bad}
         chunk = [f for f in batch if f not in skipped]
         probs = det.probs(images) if images else np.zeros(0)
+        check_finite_scores(probs, [f"P(fake) of {f}" for f in chunk], det.where)
         for f, pf in zip(chunk, probs, strict=True):
             fake = bool(pf >= det.threshold)
             rows.append({"path": str(f), "label": CLASSES[int(fake)], "confidence": float(pf if fake else 1 - pf),
@@ -76,14 +82,17 @@ def write_predictions(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """``.json`` (a list of objects) or ``.csv`` by the file's suffix; written atomically."""
     path = Path(path)
     if path.suffix.lower() == ".json":
-        return atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
-    if path.suffix.lower() != ".csv":
+        text = json.dumps(rows, indent=1) + "\n"
+    elif path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["path", "label", "confidence", "p_fake"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    else:
         raise FacevoxError("output must end in .json or .csv", path)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["path", "label", "confidence", "p_fake"], lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return atomic_write_text(path, buf.getvalue())
+    with writing(path):  # a full disk or a read-only folder: one line, the old file kept
+        return atomic_write_text(path, text)
 
 
 def explain_images(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *,
@@ -92,23 +101,25 @@ def explain_images(model_dir: str | Path, paths: Sequence[str | Path], out: str 
     from facevox.explain.overlay import plot_saliency_grid
     from facevox.tasks.fakeface.saliency import saliency_maps, usable_methods
 
-    det = Detector.load(str(model_dir))
+    prepare_output(out)  # a wrong --out fails now, before the model is loaded
+    det = Detector.load(str(model_dir), use="fakeface explain")
     files = expand_paths(paths)
     images = det.prepare([load_image(f) for f in files])
     chosen = usable_methods(det.model, methods)
     if not chosen:
         raise FacevoxError(f"none of {', '.join(methods)} applies to this model (Grad-CAM needs a CNN)", model_dir)
     p = det.probs(images)
+    check_finite_scores(p, [f"P(fake) of {f}" for f in files], det.where)
     targets = [CLASSES[int(pi >= det.threshold)] if target == "predicted" else target for pi in p]
     maps = saliency_maps(det.model, images, chosen, targets)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, f in enumerate(files):
-        title = f"{f.name}: P(fake) {p[i]:.2f}, explaining '{targets[i]}'"
-        name = f"{i:03d}_{f.stem}_saliency.png"
-        written.append(plot_saliency_grid([images[i]], {m: [maps[m][i]] for m in chosen}, out / name, [title]))
-    if len(files) > 1:
-        written.append(plot_saliency_grid(images, maps, out / "saliency.png",
-                                          [f"{f.name} P(fake) {pi:.2f}" for f, pi in zip(files, p, strict=True)]))
-    return written
+    names = [f"{i:03d}_{f.stem}_saliency.png" for i, f in enumerate(files)]
+    names += ["saliency.png"] if len(files) > 1 else []
+    with output_dir(out, "fakeface explain") as staged:  # all figures in a new folder, swapped in at the end
+        for i, (f, name) in enumerate(zip(files, names, strict=False)):
+            title = f"{f.name}: P(fake) {p[i]:.2f}, explaining '{targets[i]}'"
+            plot_saliency_grid([images[i]], {m: [maps[m][i]] for m in chosen}, staged / name, [title])
+        if len(files) > 1:
+            plot_saliency_grid(images, maps, staged / "saliency.png",
+                               [f"{f.name} P(fake) {pi:.2f}" for f, pi in zip(files, p, strict=True)])
+    return [out / name for name in names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,17 +38,22 @@ class Detector:
         self.mask = tuple(mask) if mask else None
         self.amp = resolve_precision(precision, self.device)
         self.extra = dict(extra or {})
+        self.where: str | Path = "the detector"  # the model folder, once loaded from one
         probe = self.extra.get("face_probe")
         self.face_probe = FaceProbe.from_json(probe) if probe else None
 
     @classmethod
-    def load(cls, model_dir: str, **kwargs) -> Detector:
+    def load(cls, model_dir: str, use: str = "fakeface commands", **kwargs) -> Detector:
+        """The detector in a fakeface model folder; ``use`` names the command for the error a
+        folder of another task gets ("this is a speaker model folder; fakeface predict needs ...")."""
         from facevox.checkpoint import read_model_folder
 
-        folder = read_model_folder(model_dir)
+        folder = read_model_folder(model_dir, task="fakeface", use=use)
         extra = folder.extra
-        return cls(folder.model, int(extra.get("load_size", 256)), float(extra.get("threshold", 0.5)),
-                   mask=extra.get("mask"), extra=extra, **kwargs)
+        det = cls(folder.model, int(extra.get("load_size", 256)), float(extra.get("threshold", 0.5)),
+                  mask=extra.get("mask"), extra=extra, **kwargs)
+        det.where = folder.path
+        return det
 
     def prepare(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Resized to the model's square and masked; a no-op for images already prepared."""

@@ -3,6 +3,7 @@ logistic regression; then the test split is scored and reported."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
-from facevox.config import save_config
 from facevox.errors import FacevoxError
+from facevox.fileio import load_each, report_skipped
+from facevox.image.io import load_image
 from facevox.image.transforms import check_box
 from facevox.metrics import average_precision, best_accuracy
 from facevox.registry import create_model
+from facevox.runfolder import check_resume, start_run
 from facevox.tasks.fakeface.config import FakefaceConfig
 from facevox.tasks.fakeface.data import TrainImages, load_resized, split_for
 from facevox.tasks.fakeface.scoring import Detector
@@ -39,8 +42,18 @@ def _check(cfg: FakefaceConfig) -> None:
     d = cfg.data
     if cfg.model.name != "spectral_logreg" and not 32 <= d.crop_size <= d.load_size:
         raise FacevoxError(f"need 32 <= crop_size <= load_size, got {d.crop_size} and {d.load_size}", "data.crop_size")
-    d.augment.check()
     check_box(d.mask, "data.mask")
+
+
+def _check_test_images(items: list[Any], skip_bad: bool, split_file: Path) -> None:
+    """Decode every test image now (keeping none of them), so a bad one stops the run before training
+    rather than after it; with ``skip_bad`` the bad ones are listed now and skipped again at evaluation."""
+    _, bad = load_each([it.path for it in items], lambda p: load_image(p).shape, skip_bad)
+    bad_paths = report_skipped(bad, "test image")
+    labels = [it.label for it in items if it.path not in bad_paths]
+    if len(set(labels)) < 2:
+        raise FacevoxError(f"the test split needs real and fake images that decode; has {labels.count(0)} real "
+                           f"and {labels.count(1)} fake", split_file)
 
 
 def split_file_of(cfg: FakefaceConfig, out: Path) -> Path:
@@ -51,19 +64,32 @@ def train_fakeface(cfg: FakefaceConfig, out: Path, *, resume: bool = True, licen
                    evaluate_test: bool = True) -> dict[str, Any]:
     """Train on the train split of ``cfg.data``; save OUT/model; score the test split into OUT/eval."""
     _check(cfg)
+    resuming = check_resume(out, cfg, resume=resume)  # before anything is read or written
     seed_everything(cfg.train.seed)
     model = build_model(cfg)  # before anything is written: a bad name or weights file leaves nothing
     split_file = split_file_of(cfg, out)
-    splits = split_for(cfg.data.source, split_file, cfg.data.split_fractions, cfg.data.split_seed)
-    d = cfg.data
-    train_arrays, train_items = load_resized(splits["train"], d.load_size, d.skip_bad, d.mask)
-    val_arrays, val_items = load_resized(splits["val"], d.load_size, d.skip_bad, d.mask)
-    labels = np.array([it.label for it in train_items])
-    n_fake, n_real = int(labels.sum()), int((labels == 0).sum())
-    if min(n_fake, n_real) == 0:
-        raise FacevoxError(f"the train split needs both classes, has {n_real} real and {n_fake} fake", split_file)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    new_split, out_existed = not split_file.exists(), out.exists()
+    try:  # a split written here is taken back if the data turns out bad: a failed run leaves nothing
+        splits = split_for(cfg.data.source, split_file, cfg.data.split_fractions, cfg.data.split_seed,
+                           announce=False)
+        d = cfg.data
+        train_arrays, train_items = load_resized(splits["train"], d.load_size, d.skip_bad, d.mask)
+        val_arrays, val_items = load_resized(splits["val"], d.load_size, d.skip_bad, d.mask)
+        labels = np.array([it.label for it in train_items])
+        n_fake, n_real = int(labels.sum()), int((labels == 0).sum())
+        if min(n_fake, n_real) == 0:
+            raise FacevoxError(f"the train split needs both classes, has {n_real} real and {n_fake} fake", split_file)
+        if evaluate_test and splits["test"]:  # every image of every split is checked before training
+            _check_test_images(splits["test"], d.skip_bad, split_file)
+    except BaseException:
+        if new_split:
+            split_file.unlink(missing_ok=True)
+            if not out_existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
+    if new_split:
+        print(f"fakeface: wrote split {split_file} ({sum(map(len, splits.values()))} images)", file=sys.stderr)
+    start_run(out, cfg, resuming=resuming)
     print(f"fakeface: training {cfg.model.name} on {n_real} real + {n_fake} fake images "
           f"({len(val_items)} for validation), split {split_file}")
 

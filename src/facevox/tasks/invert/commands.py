@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facevox.config import load_config
+from facevox.config import SEED, load_config, ranged_arg, validate
 from facevox.errors import FacevoxError
 from facevox.tasks.invert.config import InvertConfig
 
@@ -31,6 +31,7 @@ def _config(args: argparse.Namespace) -> InvertConfig:
                       ("batch_size", "batch_size"), ("seed", "seed")):
         if getattr(args, flag, None) is not None:
             setattr(o, key, getattr(args, flag))
+    validate(cfg)  # the flags above change the loaded config: check it again (ranges, cross-field rules)
     return cfg
 
 
@@ -73,28 +74,33 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     """Register the invert commands on the ``facevox invert`` sub-parser."""
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--recipe", help="YAML recipe, e.g. recipes/invert/encoder_dcgan.yaml")
-        p.add_argument("--generator", help="dcgan-face (default), package.module:factory, or a TorchScript file "
-                                           "(run/eval with --encoder: the encoder's generator)")
+        p.add_argument("--recipe", help="YAML recipe file or built-in name, e.g. encoder_dcgan (facevox list recipes)")
+        p.add_argument("--generator", help="dcgan-face (default), package.module:factory, or a TorchScript file. "
+                                           "USER CODE: a module named here is imported and its factory called, a "
+                                           "TorchScript file is run; name only code you trust. run/eval with "
+                                           "--encoder: the encoder's generator, if it is dcgan-face (code must be "
+                                           "named here again)")
         p.add_argument("--weights", help="state dict to load into the generator")
-        p.add_argument("--nz", type=int, help="latent size (default: the generator's nz attribute)")
+        p.add_argument("--nz", type=ranged_arg(int, ge=1), help="latent size (default: the generator's nz attribute)")
         p.add_argument("--output-range", help="the generator's pixel range, e.g. -1,1 (default) or 0,1")
         p.add_argument("--features", help="network of the perceptual loss and FD: random-resnet18 (default), a "
-                                          "facevox model folder, package.module:factory, or none")
+                                          "facevox model folder, package.module:factory (USER CODE: the module is "
+                                          "imported), or none")
         p.add_argument("--device", help="auto (default), cpu, cuda, ...")
         add_set(p)
 
     def optim(p: argparse.ArgumentParser) -> None:
         p.add_argument("--encoder", help="encoder model folder (OUT/model of invert train-encoder)")
-        p.add_argument("--steps", type=int, help="Adam steps of the optim method (default 200)")
-        p.add_argument("--hybrid-steps", type=int, help="Adam steps after the encoder (default 50)")
-        p.add_argument("--restarts", type=int, help="random starts per image, best kept (default 1)")
-        p.add_argument("--lr", type=float, help="Adam learning rate on z (default 0.05)")
-        p.add_argument("--pixel", type=float, help="weight of the pixel MSE (default 1)")
-        p.add_argument("--perceptual", type=float, help="weight of the perceptual distance (default 1)")
-        p.add_argument("--prior", type=float, help="weight of ||z||^2/nz (default 0)")
-        p.add_argument("--batch-size", type=int, help="images inverted together (default 50)")
-        p.add_argument("--seed", type=int, help="seed of the random starts (default 0)")
+        p.add_argument("--steps", type=ranged_arg(int, ge=0), help="Adam steps of the optim method (default 200)")
+        p.add_argument("--hybrid-steps", type=ranged_arg(int, ge=0), help="Adam steps after the encoder (default 50)")
+        p.add_argument("--restarts", type=ranged_arg(int, ge=1), help="random starts per image, best kept (default 1)")
+        p.add_argument("--lr", type=ranged_arg(float, gt=0), help="Adam learning rate on z (default 0.05)")
+        p.add_argument("--pixel", type=ranged_arg(float, ge=0), help="weight of the pixel MSE (default 1)")
+        p.add_argument("--perceptual", type=ranged_arg(float, ge=0),
+                       help="weight of the perceptual distance (default 1)")
+        p.add_argument("--prior", type=ranged_arg(float, ge=0), help="weight of ||z||^2/nz (default 0)")
+        p.add_argument("--batch-size", type=ranged_arg(int, ge=1), help="images inverted together (default 50)")
+        p.add_argument("--seed", type=ranged_arg(int, **SEED), help="seed of the random starts (default 0)")
 
     p = sub.add_parser("train-encoder", help="train the ResNet-18 encoder on (z, G(z)) pairs",
                        description="Train an encoder image -> z with z, pixel and perceptual losses; "
@@ -117,8 +123,8 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                        description="Invert N generated faces (known z) or a folder of images with each method.")
     p.add_argument("--methods", nargs="+", default=["optim", "encoder", "hybrid"],
                    choices=["optim", "encoder", "hybrid"])
-    p.add_argument("--n", type=int, default=50, help="generated faces to invert (default 50)")
-    p.add_argument("--target-seed", type=int, default=0, help="seed of the generated faces' z")
+    p.add_argument("--n", type=ranged_arg(int, ge=1), default=50, help="generated faces to invert (default 50)")
+    p.add_argument("--target-seed", type=ranged_arg(int, **SEED), default=0, help="seed of the generated faces' z")
     p.add_argument("--images", help="a folder of images to invert instead of generated faces")
     p.add_argument("--out", default="runs/invert-eval", help="output folder")
     common(p)

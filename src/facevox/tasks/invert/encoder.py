@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevox.checkpoint import ModelCard, read_model_folder, save_model
-from facevox.config import save_config
 from facevox.data import SeededDataset
 from facevox.errors import FacevoxError
 from facevox.registry import create_model
+from facevox.runfolder import check_resume, start_run
 from facevox.tasks.invert.config import InvertConfig, OptimSettings
 from facevox.tasks.invert.generators import Generator, load_generator, sample_latents
 from facevox.tasks.invert.optimise import Inversion, _device_of, _sync, optimise_latents
@@ -102,6 +102,7 @@ def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[
     Returns the model folder, the training time and held-out metrics (256 fresh z, seed 10**6).
     """
     _check(cfg)
+    resuming = check_resume(out, cfg, resume=resume)  # before anything is read or written
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     g = cfg.generator
@@ -112,14 +113,16 @@ def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[
         features = load_feature_net(f.network, stages=f.stages, input_size=f.input_size, device=device)
         if features is None:
             raise FacevoxError("a perceptual loss needs a feature network, not 'none'", "features.network")
-    net = create_model("resnet18", num_classes=gen.nz, width=cfg.encoder.width)
+    try:
+        net = create_model("resnet18", num_classes=gen.nz, width=cfg.encoder.width)
+    except FacevoxError as err:  # e.g. a width whose weights would not fit in memory
+        raise FacevoxError(err.problem, err.where or "encoder.width") from None
     size = encoder_input_size(cfg, gen)
 
     def compute_loss(model: nn.Module, z: torch.Tensor) -> dict[str, torch.Tensor]:
         return encoder_loss(model, gen, z, cfg, features, size)
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    start_run(out, cfg, resuming=resuming)
     print(f"invert: training a ResNet-18 encoder for {gen.describe()}; perceptual network: "
           f"{features.description if features else 'none'}")
     trainer = Trainer(net, compute_loss, LatentSamples(cfg.encoder.samples_per_epoch, gen.nz), cfg.train,
@@ -170,7 +173,12 @@ def held_out_metrics(encoder: Encoder, gen: Generator, n: int = 256, seed: int =
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
     """An encoder model folder from :func:`train_encoder`, in eval mode."""
-    folder = read_model_folder(path, device)
+    try:
+        folder = read_model_folder(path, device, task="invert", use="invert --encoder")
+    except FacevoxError as err:
+        if err.problem.startswith("this is a "):  # a model folder of another task
+            raise FacevoxError(f"not an inversion encoder: {err.problem}", err.where) from None
+        raise
     extra = folder.extra
     if extra.get("task") != "invert" or "nz" not in extra or "input_size" not in extra:
         raise FacevoxError("not an inversion encoder (extra.json names no generator and nz)", path)

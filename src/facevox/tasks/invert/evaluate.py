@@ -22,6 +22,7 @@ from facevox.errors import FacevoxError
 from facevox.fileio import atomic_path, atomic_write_json, atomic_write_text
 from facevox.image.io import list_image_files, load_image
 from facevox.metrics import psnr, ssim
+from facevox.outdir import output_dir, prepare_output
 from facevox.tasks.invert.config import InvertConfig
 from facevox.tasks.invert.encoder import Encoder, check_pair, encode, hybrid, load_encoder
 from facevox.tasks.invert.fd import feature_fd
@@ -41,7 +42,7 @@ def setup(cfg: InvertConfig, encoder_path: str | Path | None = None,
           need_encoder: bool = False) -> tuple[Generator, FeatureNet | None, Encoder | None]:
     """Generator, feature network and encoder of a run. Unset generator / features settings take
     the encoder's (its extra.json), else the defaults (dcgan-face, random-resnet18)."""
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, key="--device")
     encoder = None
     g, f = cfg.generator, cfg.features
     gen_kwargs = {"weights": g.weights, "nz": g.nz, "output_range": g.output_range}
@@ -51,11 +52,13 @@ def setup(cfg: InvertConfig, encoder_path: str | Path | None = None,
         if not source:
             spec = encoder.extra["generator"]
             source = spec["source"]
+            _only_if_named(source, DCGAN_FACE, "generator", encoder_path)
             gen_kwargs = {"weights": spec.get("weights", ""), "nz": spec.get("nz"),
                           "output_range": tuple(spec.get("output_range", (-1.0, 1.0)))}
         if not network:
             ef = encoder.extra.get("features", {})
             network, stages, fsize = ef.get("network", ""), ef.get("stages", []), ef.get("input_size", 0)
+            _only_if_named(network, RANDOM_RESNET18, "features", encoder_path)
     elif need_encoder:
         raise FacevoxError("the encoder and hybrid methods need a trained encoder (--encoder MODEL)", "--encoder")
     gen = load_generator(source or DCGAN_FACE, device=device, **gen_kwargs)
@@ -63,6 +66,16 @@ def setup(cfg: InvertConfig, encoder_path: str | Path | None = None,
         check_pair(encoder, gen, encoder_path)
     features = load_feature_net(network or RANDOM_RESNET18, stages=stages, input_size=fsize, device=device)
     return gen, features, encoder
+
+
+def _only_if_named(name: str, builtin: str, flag: str, where: str | Path) -> None:
+    """facevox runs a user's code (a module, a TorchScript file) only where the user names it on the
+    command line or in a recipe, never because a model folder's extra.json names it."""
+    if not name or name == builtin or (Path(name) / "model.yaml").is_file():
+        return  # built in, or a model folder (weights only)
+    raise FacevoxError(f"this encoder was trained with the {flag} '{name}', which is code (a Python module or a "
+                       f"TorchScript file); facevox runs code only where you name it: pass --{flag} {name} to use it",
+                       where)
 
 
 def fit_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -178,24 +191,25 @@ def run_inversion(cfg: InvertConfig, method: str, images: Sequence[str | Path], 
     OUT/reconstructions/*.png and OUT/inversion.json. Returns the summary metrics."""
     from facevox.image.io import save_image
 
+    prepare_output(out)  # a wrong --out fails now, not after the inversion
     gen, features, encoder = setup(cfg, encoder_path, need_encoder=method != "optim")
     targets, files = load_targets(images, gen.image_size)
     result = invert(method, gen, targets, cfg, features, encoder)
     metrics = inversion_metrics(targets, result, features, fd=False)  # FD is a statistic of a set: see eval
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    _save_npy(out / "latents.npy", result.latents.numpy().astype(np.float32))
-    per = metrics.pop("per_image")
-    rows = [{"row": i, "file": str(f), **{k: round(v[i], 6) for k, v in per.items()}} for i, f in enumerate(files)]
-    atomic_write_text(out / "latents.csv", _csv(rows))
-    for i, (f, img) in enumerate(zip(files, result.images, strict=True)):
-        save_image(out / "reconstructions" / f"{i:04d}_{f.stem}.png", _to_uint8(img))
-    comparison_grid(targets, [result], out / "grid.png", labels=[method])
-    summary = {"method": method, "label": method_label(method, cfg), "generator": gen.describe(),
-               "feature_network": features.description if features else "none",
-               "encoder": str(encoder_path) if encoder_path else None, **metrics,
-               "settings": to_dict(cfg.optim), "files": [str(f) for f in files]}
-    atomic_write_json(out / "inversion.json", summary)
+    with output_dir(out, "invert run") as out:  # every output in a new folder, swapped in at the end
+        save_config(cfg, out / "config.yaml")
+        _save_npy(out / "latents.npy", result.latents.numpy().astype(np.float32))
+        per = metrics.pop("per_image")
+        rows = [{"row": i, "file": str(f), **{k: round(v[i], 6) for k, v in per.items()}} for i, f in enumerate(files)]
+        atomic_write_text(out / "latents.csv", _csv(rows))
+        for i, (f, img) in enumerate(zip(files, result.images, strict=True)):
+            save_image(out / "reconstructions" / f"{i:04d}_{f.stem}.png", _to_uint8(img))
+        comparison_grid(targets, [result], out / "grid.png", labels=[method])
+        summary = {"method": method, "label": method_label(method, cfg), "generator": gen.describe(),
+                   "feature_network": features.description if features else "none",
+                   "encoder": str(encoder_path) if encoder_path else None, **metrics,
+                   "settings": to_dict(cfg.optim), "files": [str(f) for f in files]}
+        atomic_write_json(out / "inversion.json", summary)
     return summary
 
 
@@ -230,6 +244,7 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
     if unknown or not methods:
         raise FacevoxError(f"unknown method '{(unknown or [''])[0]}'; valid methods: {', '.join(METHODS)}",
                            "--methods")
+    prepare_output(out)  # a wrong --out fails now, not after the inversions
     gen, features, encoder = setup(cfg, encoder_path, need_encoder=any(m != "optim" for m in methods))
     if images:
         targets, files = load_targets([images], gen.image_size)
@@ -251,29 +266,29 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
         m.pop("per_image")
     net = features.name if features else None
     header, rows = comparison_table(methods, metrics, cfg, net)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"source": source, "generator": gen.describe(), "feature_network": net,
-           "feature_network_description": features.description if features else "none",
-           "encoder": str(encoder_path) if encoder_path else None, "settings": to_dict(cfg.optim),
-           "methods": {m: {"label": method_label(m, cfg), **metrics[m]} for m in methods},
-           "table": {"header": header, "rows": rows}}
-    save_config(cfg, out / "config.yaml")
-    atomic_write_json(out / "results.json", doc)
-    atomic_write_text(out / "table.md", markdown_table(header, rows))
-    from facevox.report import Table, write_html_report
+    with output_dir(out, "invert eval") as out:  # every output in a new folder, swapped in at the end
+        doc = {"source": source, "generator": gen.describe(), "feature_network": net,
+               "feature_network_description": features.description if features else "none",
+               "encoder": str(encoder_path) if encoder_path else None, "settings": to_dict(cfg.optim),
+               "methods": {m: {"label": method_label(m, cfg), **metrics[m]} for m in methods},
+               "table": {"header": header, "rows": rows}}
+        save_config(cfg, out / "config.yaml")
+        atomic_write_json(out / "results.json", doc)
+        atomic_write_text(out / "table.md", markdown_table(header, rows))
+        from facevox.report import Table, write_html_report
 
-    labels = [method_label(m, cfg).split(" (")[0] for m in methods]
-    comparison_grid(targets, results, out / "grid.png", labels=labels)
-    notes = [f"Targets: {source}.", f"Generator: {gen.describe()}.",
-             f"Feature network (perceptual distance and FD): {doc['feature_network_description']}.",
-             "FD is the Frechet distance between Gaussian fits of the feature network's pooled last-stage "
-             "features of targets and reconstructions; it is not FID (no Inception network here).",
-             f"Optimisation: Adam, lr {cfg.optim.lr}, loss weights pixel {cfg.optim.pixel}, perceptual "
-             f"{cfg.optim.perceptual}, prior {cfg.optim.prior}; device {gen_device(gen)}."]
-    write_html_report(out, "GAN inversion: optimisation, encoder and hybrid", figures=[
-        ("Targets (top row) and reconstructions, one row per method", out / "grid.png")],
-        tables=[Table(f"Inversion of {source}", header, rows)], notes=notes,
-        subtitle=f"{gen.describe()}; features: {net or 'none'}")
+        labels = [method_label(m, cfg).split(" (")[0] for m in methods]
+        comparison_grid(targets, results, out / "grid.png", labels=labels)
+        notes = [f"Targets: {source}.", f"Generator: {gen.describe()}.",
+                 f"Feature network (perceptual distance and FD): {doc['feature_network_description']}.",
+                 "FD is the Frechet distance between Gaussian fits of the feature network's pooled last-stage "
+                 "features of targets and reconstructions; it is not FID (no Inception network here).",
+                 f"Optimisation: Adam, lr {cfg.optim.lr}, loss weights pixel {cfg.optim.pixel}, perceptual "
+                 f"{cfg.optim.perceptual}, prior {cfg.optim.prior}; device {gen_device(gen)}."]
+        write_html_report(out, "GAN inversion: optimisation, encoder and hybrid", figures=[
+            ("Targets (top row) and reconstructions, one row per method", out / "grid.png")],
+            tables=[Table(f"Inversion of {source}", header, rows)], notes=notes,
+            subtitle=f"{gen.describe()}; features: {net or 'none'}")
     return doc
 
 

@@ -90,8 +90,10 @@ def load_generator(source: str = DCGAN_FACE, *, weights: str | Path = "", nz: in
                    output_range: tuple[float, float] = (-1.0, 1.0), device: str | torch.device = "cpu") -> Generator:
     """Build the generator named by ``source``.
 
-    ``source`` is ``"dcgan-face"`` (the DCGAN face generator of ``gan-face-generate``; ``weights``
-    may name another file in its format or a state dict), ``"package.module:factory"`` (a
+    ``source`` is ``"dcgan-face"`` (the DCGAN face generator of ``gan-face-generate``: only its
+    ``weights.tar`` is read, found with ``importlib.util.find_spec`` without importing the package's
+    code, so ``pip install --no-deps gan-face-generate`` is enough; ``weights`` may name that file
+    elsewhere, another file in its format or a state dict), ``"package.module:factory"`` (a
     callable returning an ``nn.Module``; it gets ``nz=`` if it takes it) or a TorchScript file.
     ``weights`` is a state dict (``.pt``/``.pth``/``.tar``/``.safetensors``) loaded into the module.
     ``nz`` defaults to the module's ``nz`` attribute. Bad names and files raise a

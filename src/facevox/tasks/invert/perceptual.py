@@ -200,8 +200,9 @@ def load_feature_net(network: str = RANDOM_RESNET18, *, stages: Sequence[str] = 
 def _from_model_folder(path: Path, stages: Sequence[str], size: tuple[int, int] | None) -> FeatureNet:
     from facevox.checkpoint import read_model_folder
 
-    folder = read_model_folder(path)
-    arch, task = folder.spec["name"], folder.extra.get("task", "facevox")
+    # image networks only: a speaker model takes waveforms
+    folder = read_model_folder(path, task=("fakeface", "face", "invert"), use="a perceptual network (--features)")
+    arch, task = folder.spec["name"], folder.task or folder.extra.get("task", "facevox")
     if size is None and "input_size" in folder.extra:  # face embedders take crops of one size only
         size = tuple(int(v) for v in folder.extra["input_size"])
     elif size is None and "load_size" in folder.extra:  # a detector: the image size it was trained on

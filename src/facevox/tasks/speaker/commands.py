@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from facevox.config import load_config
+from facevox.config import SEED, load_config, ranged_arg
 from facevox.errors import FacevoxError
 
 
@@ -32,7 +32,7 @@ def _eval(args: argparse.Namespace) -> None:
 def _verify(args: argparse.Namespace) -> None:
     from facevox.tasks.speaker.evaluate import SpeakerScorer
 
-    result = SpeakerScorer(args.model, args.backend).verify(Path(args.a), Path(args.b))
+    result = SpeakerScorer(args.model, args.backend, use="speaker verify").verify(Path(args.a), Path(args.b))
     if args.json:
         print(json.dumps(result))
         return
@@ -68,7 +68,7 @@ def _speaker_means(args: argparse.Namespace, corpus) -> dict:
     from facevox.tasks.speaker.evaluate import SpeakerScorer
     from facevox.tasks.speaker.scoring import embed_files
 
-    scorer = SpeakerScorer(args.model, args.backend)
+    scorer = SpeakerScorer(args.model, args.backend, use="speaker trials")
     if scorer.kind == "pair":
         raise FacevoxError("nearest-speaker hard negatives need an embedding model, not a pair classifier", "--model")
     emb = embed_files([u.path for u in corpus.utterances], scorer.embed)
@@ -78,7 +78,7 @@ def _speaker_means(args: argparse.Namespace, corpus) -> dict:
 def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     """Register the speaker commands on the ``facevox speaker`` sub-parser."""
     p = sub.add_parser("train", help="train a speaker model from a recipe", description="Train a speaker model.")
-    p.add_argument("--recipe", help="YAML recipe, e.g. recipes/speaker/ecapa_mmp.yaml")
+    p.add_argument("--recipe", help="YAML recipe file or built-in name, e.g. ecapa_mmp (facevox list recipes)")
     p.add_argument("--data", help="training corpus folder or manifest (same as --set data.train=...)")
     p.add_argument("--out", default="runs/speaker", help="run folder; the model is saved in OUT/model")
     p.add_argument("--licence", default="unknown", help="licence of the training data, for the model card")
@@ -89,7 +89,8 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     def scorer_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="model folder (OUT/model of speaker train)")
         p.add_argument("--backend", default="model", choices=["model", "resemblyzer"],
-                       help="'resemblyzer': its pretrained encoder as shipped (make setup installs it)")
+                       help="'resemblyzer': its pretrained encoder as shipped "
+                            "(pip install \"facevox[speaker-baseline]\")")
 
     p = sub.add_parser("eval", help="score a trial list: EER, minDCF, DET/ROC, HTML report",
                        description="Evaluate on a VoxCeleb-format trial list ('1 a.wav b.wav' per line).")
@@ -97,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--audio-root", help="folder the trial paths are relative to (default: the list's folder)")
     p.add_argument("--out", default="runs/speaker-eval")
     p.add_argument("--cohort", help="corpus folder for AS-norm (use with --asnorm-top-k)")
-    p.add_argument("--asnorm-top-k", type=int, default=0)
+    p.add_argument("--asnorm-top-k", type=ranged_arg(int, ge=0), default=0)
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings")
     scorer_args(p)
     p.set_defaults(handler=_eval)
@@ -114,11 +115,13 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                        description="Write VoxCeleb-format trials: all pairs, or sampled with a target fraction.")
     p.add_argument("corpus", help="corpus folder (one sub-folder per speaker) or manifest CSV")
     p.add_argument("--out", required=True, help="trial list to write")
+    p.set_defaults(out_is_file=True)
     p.add_argument("--mode", default="all", choices=["all", "sampled"])
-    p.add_argument("--n", type=int, help="number of trials (sampled mode)")
-    p.add_argument("--target-fraction", type=float, default=0.38, help="share of same-speaker trials (sampled)")
+    p.add_argument("--n", type=ranged_arg(int, ge=2), help="number of trials (sampled mode)")
+    p.add_argument("--target-fraction", type=ranged_arg(float, gt=0, lt=1), default=0.38,
+                   help="share of same-speaker trials (sampled)")
     p.add_argument("--hard-negatives", default="none", choices=["none", "sex", "nearest"])
     p.add_argument("--metadata", help="speaker metadata: CSV speaker,sex or LibriSpeech SPEAKERS.TXT")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=ranged_arg(int, **SEED), default=0)
     scorer_args(p)
     p.set_defaults(handler=_trials)

@@ -9,6 +9,7 @@ the manifest). Trial lists use the VoxCeleb format, one trial per line: ``1 a.wa
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 from facevox.audio.io import AUDIO_EXTENSIONS, list_audio_files
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text
+from facevox.textfile import read_text
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,23 @@ def read_corpus(source: str | Path) -> Corpus:
 
 
 def _read_manifest(path: Path) -> Corpus:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"path", "speaker"} - set(reader.fieldnames or [])
-        if missing:
-            raise FacevoxError(f"manifest needs columns path,speaker (missing {', '.join(sorted(missing))})", path)
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    missing = {"path", "speaker"} - set(reader.fieldnames or [])
+    if missing:
+        raise FacevoxError(f"manifest needs columns path,speaker (missing {', '.join(sorted(missing))})", path)
+    rows = list(reader)
     if not rows:
         raise FacevoxError("manifest lists no files", path)
     utts = []
     for i, row in enumerate(rows, 2):
-        f = Path(row["path"])
+        name, speaker = (row["path"] or "").strip(), (row["speaker"] or "").strip()  # None: a short row
+        f = Path(name)
         f = f if f.is_absolute() else path.parent / f
         if f.suffix.lower() not in AUDIO_EXTENSIONS:
-            raise FacevoxError(f"line {i}: not an audio file extension: {row['path']}", path)
-        utts.append(Utterance(f, row["speaker"].strip()))
+            raise FacevoxError(f"line {i}: not an audio file extension: {name}", path)
+        if not speaker:
+            raise FacevoxError(f"line {i}: no speaker given for {name}", path)
+        utts.append(Utterance(f, speaker))
     return Corpus(path.parent, utts)
 
 
@@ -100,7 +104,7 @@ def read_metadata(path: str | Path, column: str) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FacevoxError("metadata file not found", path)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path)
     if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(text.splitlines()))
         if not rows or "speaker" not in rows[0] or column not in rows[0]:
@@ -136,7 +140,7 @@ def read_trials(path: str | Path) -> list[Trial]:
         raise FacevoxError("trial list not found", path)
     trials = []
     words = {"1": 1, "0": 0, "target": 1, "nontarget": 0}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue

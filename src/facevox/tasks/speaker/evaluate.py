@@ -19,7 +19,9 @@ from facevox.audio.io import load_audio
 from facevox.checkpoint import read_model_folder
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text
+from facevox.outdir import output_dir, prepare_output
 from facevox.report import verification_report
+from facevox.scores import check_finite_scores
 from facevox.tasks.speaker.corpus import Trial, read_corpus, read_trials
 from facevox.tasks.speaker.scoring import (
     MIN_SCORING_SECONDS,
@@ -44,10 +46,14 @@ class ResemblyzerEmbedder:
     its partial-utterance averaging (``VoiceEncoder.embed_utterance``)."""
 
     def __init__(self) -> None:
+        import warnings
+
         try:
-            from resemblyzer import VoiceEncoder, preprocess_wav
+            with warnings.catch_warnings():  # webrtcvad imports the deprecated pkg_resources; resemblyzer, old scipy
+                warnings.simplefilter("ignore")
+                from resemblyzer import VoiceEncoder, preprocess_wav
         except ImportError as err:
-            raise FacevoxError(f"the resemblyzer backend needs the package: pip install resemblyzer 'setuptools<81' "
+            raise FacevoxError(f'the resemblyzer backend needs the package: pip install "facevox[speaker-baseline]" '
                                f"({err})",
                                "--backend") from None
         self.encoder = VoiceEncoder("cpu", verbose=False)
@@ -83,11 +89,12 @@ class PairScorer:
 class SpeakerScorer:
     """Loads a model folder or a backend and scores trials or single pairs."""
 
-    def __init__(self, model: str | Path | None = None, backend: str = "model") -> None:
+    def __init__(self, model: str | Path | None = None, backend: str = "model", use: str = "speaker scoring") -> None:
         if backend not in BACKENDS:
             raise FacevoxError(f"unknown backend '{backend}'; valid: {', '.join(BACKENDS)}", "--backend")
         self.calibration: Calibration | None = None
         self.kind = "embedding"
+        self.where: str | Path = f"--backend {backend}"  # what a non-finite score is blamed on
         if backend == "resemblyzer":
             self.embed = ResemblyzerEmbedder()
             self.name, self.fingerprint = self.embed.name, "resemblyzer"
@@ -95,13 +102,14 @@ class SpeakerScorer:
         if model is None:
             raise FacevoxError("give a model folder (--model) or a pretrained backend (--backend resemblyzer)",
                                "--model")
-        folder = read_model_folder(model)
+        folder = read_model_folder(model, task="speaker", use=use)
         extra, cfg = folder.extra, folder.config
+        self.where = folder.path
         self.kind = extra.get("kind", "embedding")
         self.name = f"{Path(model).name} ({folder.spec['kwargs'].get('backbone', folder.spec['name'])})"
         self.fingerprint = model_fingerprint(folder.model)
         if "calibration" in extra:
-            self.calibration = Calibration(**extra["calibration"])
+            self.calibration = Calibration(**{k: extra["calibration"][k] for k in Calibration.__dataclass_fields__})
         scoring = extra.get("scoring", {})
         if self.kind == "pair":
             self.pair = PairScorer(folder.model, int(cfg.get("pair", {}).get("crop_samples", 25000)))
@@ -137,6 +145,7 @@ class SpeakerScorer:
     def verify(self, a: Path, b: Path) -> dict[str, Any]:
         wa, wb = (load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in (a, b))
         score = self.pair(wa, wb) if self.kind == "pair" else float(unit(self.embed(wa)) @ unit(self.embed(wb)))
+        check_finite_scores([score], [f"{a} and {b}"], self.where)
         out: dict[str, Any] = {"score": score}
         if self.calibration is not None:
             out["same"] = bool(score >= self.calibration.threshold)
@@ -158,13 +167,15 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
         raise FacevoxError("a cohort is only used by AS-norm: give --asnorm-top-k too", "--cohort")
     if asnorm_top_k > 0 and cohort is None:
         raise FacevoxError("AS-norm needs a cohort (--cohort FOLDER)", "--asnorm-top-k")
+    prepare_output(out)  # a wrong --out fails now, not after the scoring
     trials = read_trials(trials_path)
     root = Path(audio_root) if audio_root is not None else Path(trials_path).parent
-    scorer = SpeakerScorer(model, backend)
+    scorer = SpeakerScorer(model, backend, use="speaker eval")
     if asnorm_top_k > 0 and scorer.kind == "pair":
         raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--asnorm-top-k")
     cohort_emb = scorer.cohort_embeddings(cohort, cache) if cohort is not None else None
     scores = scorer.score_trials(trials, root, cohort_emb, asnorm_top_k, cache)
+    check_finite_scores(scores, [f"{t.a} and {t.b}" for t in trials], scorer.where)
     labels = np.array([t.label for t in trials], dtype=np.int8)
     extra: dict[str, Any] = {"scorer": scorer.name, "n_trials": len(trials)}
     notes = [f"Scorer: {scorer.name}.", f"Trials: {trials_path} (audio under {root})."]
@@ -182,11 +193,11 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
         notes.append(f"Stored threshold {cal.threshold:.4f} was chosen for FAR {cal.target_far:g} on "
                      f"{cal.n_target + cal.n_nontarget} held-out trials; "
                      "cllr measures the calibration (lower is better).")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "scores.txt", "".join(
-        f"{t.a} {t.b} {s:.6f} {'target' if t.label else 'nontarget'}\n" for t, s in zip(trials, scores, strict=True)))
-    metrics = verification_report(scores, labels, out, title=f"Speaker verification: {scorer.name}",
-                                  extra_metrics=extra, notes=notes)
+    with output_dir(out, "speaker eval") as staged:  # scores.txt and the report as one unit
+        atomic_write_text(staged / "scores.txt", "".join(f"{t.a} {t.b} {s:.6f} {'target' if t.label else 'nontarget'}\n"
+                                                         for t, s in zip(trials, scores, strict=True)))
+        metrics = verification_report(scores, labels, staged, title=f"Speaker verification: {scorer.name}",
+                                      extra_metrics=extra, notes=notes)
     print(f"EER {100 * metrics['eer']:.2f}%  minDCF(0.01) {metrics['min_dcf_0.01']:.4f}  "
           f"({metrics['n_target']} target, {metrics['n_nontarget']} non-target trials)", file=sys.stdout)
     return metrics

@@ -29,6 +29,17 @@ SAMPLE_RATE = 16000
 MIN_SCORING_SECONDS = 0.5  # shorter recordings are an error naming the file, not a shape error deep in a model
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        data = {k: npz[k] for k in npz.files}
+    shapes = {v.shape for v in data.values()}
+    if any(v.dtype.kind != "f" for v in data.values()) or len(shapes) > 1 or any(len(s) != 1 for s in shapes):
+        raise ValueError("entries are not float vectors of one size")
+    if not all(np.isfinite(v).all() for v in data.values()):
+        raise ValueError("NaN or infinite entries")
+    return data
+
+
 def model_fingerprint(model: nn.Module) -> str:
     """A short hash of the weights: cached embeddings are only reused for the same model."""
     h = hashlib.sha1()
@@ -39,15 +50,23 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 class EmbeddingCache:
-    """Embeddings keyed by (absolute path, size, mtime), stored as one .npz file."""
+    """Embeddings keyed by (absolute path, size, mtime), stored as one .npz file (never unpickled).
+
+    A cache file that cannot be read, or whose entries are not finite float vectors of one size,
+    is dropped with a one-line warning on stderr and rebuilt.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.data: dict[str, np.ndarray] = {}
-        if path is not None and path.is_file():
-            with np.load(path) as npz:
-                self.data = {k: npz[k] for k in npz.files}
         self._dirty = False
+        if path is not None and path.is_file():
+            try:
+                self.data = _read_cache(path)
+            except Exception as err:  # a damaged file raises many types (zip, pickle refused, OS, shape)
+                reason = " ".join(str(err).split())[:120] or type(err).__name__
+                print(f"warning: {path}: unreadable embedding cache ({reason}); rebuilding it", file=sys.stderr)
+                self._dirty = True  # rewritten on the next save
 
     @staticmethod
     def key(file: Path) -> str:
@@ -65,8 +84,12 @@ class EmbeddingCache:
 
     def save(self) -> None:
         if self.path is not None and self._dirty:
-            with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, **self.data)
+            try:
+                with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
+                    np.savez(fh, **self.data)
+            except OSError as err:  # a read-only or full cache folder: the scores are still right
+                print(f"warning: {self.path}: cannot write the embedding cache ({err.strerror or err})",
+                      file=sys.stderr)
             self._dirty = False
 
 

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
-from facevox.config import save_config
 from facevox.errors import FacevoxError
-from facevox.losses.base import margin_warmup
-from facevox.registry import create_loss, create_model
+from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
+from facevox.losses.settings import build_loss
+from facevox.registry import create_model
+from facevox.runfolder import check_resume, start_run
 from facevox.tasks.speaker.config import SpeakerConfig
 from facevox.tasks.speaker.corpus import Corpus, make_trials, read_corpus
 from facevox.tasks.speaker.datasets import SAMPLE_RATE, CropDataset, PairDataset, Waves, make_augment, split_calibration
@@ -31,8 +32,13 @@ def build_model(cfg: SpeakerConfig) -> nn.Module:
     """The waveform model of ``cfg.model`` (pretrained weights loaded when asked)."""
     m = cfg.model
     name = {"embedding": "speaker_embedder", "pair": "speaker_pair", "siamese": "speaker_siamese"}[m.kind]
-    model = create_model(name, backbone=m.backbone, backbone_kwargs=m.backbone_kwargs, features=m.features,
-                         n_mels=m.n_mels, specaugment=m.specaugment)
+    try:
+        model = create_model(name, backbone=m.backbone, backbone_kwargs=m.backbone_kwargs, features=m.features,
+                             n_mels=m.n_mels, specaugment=m.specaugment)
+    except FacevoxError as err:  # a size or argument the backbone refuses: name the setting
+        if err.where is not None:
+            raise
+        raise FacevoxError(err.problem, "model.backbone_kwargs") from None
     if m.pretrained == "resemblyzer":
         from facevox.nets.voice_encoder import load_resemblyzer_weights
 
@@ -65,13 +71,18 @@ def _check_settings(cfg: SpeakerConfig) -> None:
             raise FacevoxError(f"must be in [0, 1], got {getattr(cfg.data, name)}", f"data.{name}")
     if not 0.0 <= cfg.scoring.target_far <= 1.0:
         raise FacevoxError(f"must be in [0, 1], got {cfg.scoring.target_far}", "scoring.target_far")
+    _make_loss(cfg, **({"embed_dim": 1, "num_classes": 2} if kind == "embedding" else {}))  # the loss settings
+    check_warmup_epochs(cfg.loss.margin_warmup_epochs)
 
 
 def _make_loss(cfg: SpeakerConfig, **sizes: int) -> nn.Module:
-    try:
-        return create_loss(cfg.loss.name, **sizes, **cfg.loss.kwargs)
-    except ValueError as err:  # a value the loss rejects, e.g. lam outside (0, 1)
-        raise FacevoxError(str(err), "loss.kwargs") from None
+    """The loss (a head for embeddings); a bad loss.name or loss.kwargs is a one-line error naming the key."""
+    return build_loss(cfg.loss.name, cfg.loss.kwargs, **sizes)
+
+
+def _step_hooks(head: nn.Module, cfg: SpeakerConfig, batches_per_epoch: int, total_steps: int | None = None) -> list:
+    """The loss's schedule (margin warm-up; SphereFace's lambda annealing) as Trainer step hooks."""
+    return loss_step_hooks(head, cfg.loss.margin_warmup_epochs, batches_per_epoch, total_steps)
 
 
 class L2SP(nn.Module):
@@ -110,6 +121,7 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     if not cfg.data.train:
         raise FacevoxError("no training corpus given (set data.train to a folder or manifest)", "data.train")
     _check_settings(cfg)
+    resuming = check_resume(out, cfg, resume=resume)  # before anything is read or written
     corpus = read_corpus(cfg.data.train)
     train_utts, calib_utts = split_calibration(corpus, cfg.data.calib_speakers, seed=cfg.train.seed)
     seed_everything(cfg.train.seed)
@@ -161,14 +173,9 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
         logs["loss"] = loss
         return logs
 
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    start_run(out, cfg, resuming=resuming)
     trainer = Trainer(both, compute_loss, dataset, cfg.train, out / "train")
-    hooks = []
-    if hasattr(head, "margin") and cfg.loss.margin_warmup_epochs > 0:
-        steps = int(cfg.loss.margin_warmup_epochs * trainer.batches_per_epoch)
-        hooks.append(margin_warmup(head, float(head.margin), steps))
-    trainer.step_hooks.extend(hooks)
+    trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
     print(f"speaker: training {cfg.model.kind} model ({cfg.model.backbone}, {cfg.loss.name}) on "
           f"{len(waves)} utterances of {len(waves.speakers)} speakers ({waves.seconds() / 60:.1f} min of audio)")
     t0 = time.perf_counter()
