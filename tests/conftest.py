@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -68,3 +70,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def one_line_error(capsys, args: list, *words: str, out: Path | None = None) -> str:
+    """Run ``facevox ARGS`` in-process: status 2, exactly one stderr line containing ``words``, no traceback."""
+    from facevox.cli import main
+
+    code = main([str(a) for a in args])
+    stdout, stderr = capsys.readouterr()
+    lines = stderr.strip().splitlines()
+    assert code == 2, (stdout, stderr)
+    assert len(lines) == 1 and lines[0].startswith("facevox: error: ") and "Traceback" not in stderr, stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    if out is not None:
+        assert not Path(out).exists(), "something was written into --out"
+    return lines[0]

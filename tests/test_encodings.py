@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import facevox
+from conftest import one_line_error
 from facevox.audio.io import save_wav
 from facevox.checkpoint import ModelCard, save_model
 from facevox.cli import main
@@ -23,19 +24,6 @@ BAD = b"\xff\xfe"  # never valid UTF-8
 BAD_NAME = os.fsdecode(b"\xff\xfe.wav")  # a valid Linux file name all the same
 
 TINY_XVECTOR = {"channels": 8, "embed_dim": 4}
-
-
-def one_line_error(capsys, args: list, *words: str, out: Path | None = None) -> str:
-    code = main([str(a) for a in args])
-    stdout, stderr = capsys.readouterr()
-    lines = stderr.strip().splitlines()
-    assert code == 2, (stdout, stderr)
-    assert len(lines) == 1 and lines[0].startswith("facevox: error: ") and "Traceback" not in stderr, stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    if out is not None:
-        assert not Path(out).exists(), "something was written into --out"
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

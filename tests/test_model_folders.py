@@ -14,6 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import facevox
+from conftest import one_line_error
 from facevox.audio.io import save_wav
 from facevox.checkpoint import ModelCard, load_weights, read_model_folder, save_model, task_of
 from facevox.cli import main
@@ -64,20 +65,6 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / f"{name}.png")
         out[f"{name}.png"] = root / f"{name}.png"
     return out
-
-
-def one_line_error(capsys, args: list, *words: str, out: Path | None = None) -> str:
-    """Run ``facevox ARGS`` in-process: status 2, exactly one stderr line containing ``words``, no traceback."""
-    code = main([str(a) for a in args])
-    stdout, stderr = capsys.readouterr()
-    lines = stderr.strip().splitlines()
-    assert code == 2, (stdout, stderr)
-    assert len(lines) == 1 and lines[0].startswith("facevox: error: ") and "Traceback" not in stderr, stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    if out is not None:
-        assert not Path(out).exists(), "something was written into --out"
-    return lines[0]
 
 
 def copy_of(folder: Path, tmp_path: Path) -> Path:
