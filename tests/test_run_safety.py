@@ -132,6 +132,11 @@ def test_cli_refuses_to_resume_with_other_settings(tmp_path, tiny_gen, capsys):
     # more steps resumes; --restart starts over with the new settings and records them
     assert _main(capsys, *TRAIN, "--set", "train.max_steps=4", "--out", str(out))[0] == 0
     assert _main(capsys, *TRAIN, "--set", "train.lr=0.5", "--restart", "--out", str(out))[0] == 0
+    from facevox.runfolder import start_run  # a restart drops the old checkpoint before anything else
+
+    start_run(out, {"x": 1}, resuming=False)
+    assert not (out / "train" / "checkpoints" / "last.pt").exists()
+    assert _main(capsys, *TRAIN, "--set", "train.lr=0.5", "--restart", "--out", str(out))[0] == 0
     assert "lr: 0.5" in (out / "config.yaml").read_text()
     assert _main(capsys, *TRAIN, "--set", "train.lr=0.5", "--out", str(out))[0] == 0
 

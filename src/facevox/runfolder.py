@@ -117,10 +117,17 @@ def _recorded(out: Path) -> dict[str, Any] | None:
     return None
 
 
-def start_run(out: str | Path, cfg: Any, *, resuming: bool) -> None:
-    """Write ``config.yaml`` and, for a new run, the settings record ``run.json``."""
+def start_run(out: str | Path, cfg: Any, *, resuming: bool, run_dir: str | Path | None = None) -> None:
+    """Write ``config.yaml`` and, for a new run, the settings record ``run.json``.
+
+    A new run (``--restart``) first removes the old run's checkpoint, so that a run killed
+    before its first checkpoint cannot later resume the old one under the new record.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        run_dir = Path(run_dir) if run_dir is not None else out / "train"
+        (run_dir / "checkpoints" / "last.pt").unlink(missing_ok=True)
     if not resuming or not (out / RUN_FILE).is_file():
         atomic_write_json(out / RUN_FILE, {"settings": fingerprint(cfg),
                                            "note": "settings this run was started with; resuming checks them"})
