@@ -187,7 +187,7 @@ def test_list_audio_files_nested(tmp_path):
 def test_list_audio_files_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no audio here")
-    with pytest.raises(FacevoxError, match=r"no audio files \(\.wav, \.flac, \.ogg, \.mp3\) under this folder"):
+    with pytest.raises(FacevoxError, match=r"no audio files \(\.wav, \.flac, \.ogg, \.mp3, \.m4a, \.mp4, \.aac\)"):
         aio.list_audio_files(tmp_path / "empty")
     with pytest.raises(FacevoxError, match="folder not found"):
         aio.list_audio_files(tmp_path / "missing")

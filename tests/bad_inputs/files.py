@@ -48,6 +48,16 @@ def corrupt_wav(path: Path) -> Path:
     return write(path, b"RIFF\x24\x10\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(range(256)) * 4)
 
 
+def cut_m4a(path: Path) -> Path:
+    """An AAC .m4a cut off before its index (the moov box the muxer writes last): not decodable."""
+    from facevox.audio.container import write_m4a
+
+    full = write_m4a(path.with_name("full_" + path.name), noise(1.0))
+    data = full.read_bytes()
+    full.unlink()
+    return write(path, data[: len(data) // 2])
+
+
 def silent_wav(path: Path, seconds: float = 1.0) -> Path:
     return wav(path, np.zeros(int(16000 * seconds), np.float32))
 

@@ -1,9 +1,10 @@
 """Reading and writing audio files, with one clear error per bad file.
 
 Everything is read through soundfile (libsndfile), which decodes WAV (8-bit unsigned, 16/24/32-bit
-integer and float), FLAC, Ogg Vorbis/Opus and MP3. A loaded waveform is always a float32 mono
-array in [-1, 1] at the requested sample rate; every problem with a file (missing, undecodable,
-a header with an absurd sample rate or no channels, empty, silent, too short) raises
+integer and float), FLAC, Ogg Vorbis/Opus and MP3, except MP4-family containers (``.m4a``, AAC
+as VoxCeleb2 ships it), which go through PyAV (:mod:`facevox.audio.container`). A loaded
+waveform is always a float32 mono array in [-1, 1] at the requested sample rate; every problem
+with a file (missing, undecodable, a header with an absurd sample rate or no channels, empty, silent, too short) raises
 :class:`~facevox.errors.FacevoxError` naming the file, so a data set with one broken file fails
 with one readable line, or is skipped and summarised with :func:`load_many`. File names that are
 not UTF-8 can be read; a corpus folder holding one is an error naming it (see
@@ -21,11 +22,12 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from facevox.audio.container import CONTAINER_EXTENSIONS, container_info, read_container
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_path, list_files, load_each
 from facevox.textfile import check_utf8_name, shown_name
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", *CONTAINER_EXTENSIONS)
 
 # peak amplitude under which a file counts as digital silence: 3 steps of 16-bit PCM
 SILENCE_PEAK = 1e-4
@@ -44,12 +46,15 @@ def load_audio(path: str | Path, sample_rate: int = 16000, min_seconds: float = 
     path = Path(path)
     where = shown_name(path)
     _check_file(path)
-    try:
-        with sf.SoundFile(os.fsencode(path)) as fh:  # bytes: names that are not UTF-8 open too
-            file_rate = _check_header(fh.samplerate, fh.channels, None, where)
-            data = fh.read(dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as err:
-        raise FacevoxError(f"cannot decode audio ({_reason(err)})", where=where) from None
+    if path.suffix.lower() in CONTAINER_EXTENSIONS:
+        data, file_rate = read_container(path, where, _check_header)
+    else:
+        try:
+            with sf.SoundFile(os.fsencode(path)) as fh:  # bytes: names that are not UTF-8 open too
+                file_rate = _check_header(fh.samplerate, fh.channels, None, where)
+                data = fh.read(dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as err:
+            raise FacevoxError(f"cannot decode audio ({_reason(err)})", where=where) from None
     if data.shape[0] == 0:
         raise FacevoxError("empty audio file (0 samples)", where=where)
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -87,6 +92,8 @@ def audio_info(path: str | Path) -> tuple[int, int, int]:
     path = Path(path)
     where = shown_name(path)
     _check_file(path)
+    if path.suffix.lower() in CONTAINER_EXTENSIONS:
+        return container_info(path, where, _check_header)
     try:
         info = sf.info(os.fsencode(path))
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as err:
