@@ -7,6 +7,8 @@ and exits with status 2; library callers can catch it like any other exception.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -21,3 +23,15 @@ class FacevoxError(Exception):
         self.problem = " ".join(str(problem).split())  # always one line
         self.where = None if where is None else str(where)
         super().__init__(self.problem if self.where is None else f"{self.where}: {self.problem}")
+
+
+@contextlib.contextmanager
+def naming(where: str | Path) -> Iterator[None]:
+    """Give a :class:`FacevoxError` raised in the block that names nothing the ``where`` of the setting
+    that caused it (e.g. ``model.backbone_kwargs`` for a size the model factory refuses)."""
+    try:
+        yield
+    except FacevoxError as err:
+        if err.where is not None:
+            raise
+        raise FacevoxError(err.problem, where) from None

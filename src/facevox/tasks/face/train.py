@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
-from facevox.errors import FacevoxError
+from facevox.errors import FacevoxError, naming
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
@@ -26,12 +26,8 @@ from facevox.train import Trainer, seed_everything
 
 def build_backbone(cfg: FaceConfig) -> nn.Module:
     kwargs = {"embed_dim": cfg.model.embed_dim, "input_size": tuple(cfg.data.input_size), **cfg.model.backbone_kwargs}
-    try:
+    with naming("model.backbone_kwargs"):  # a size or argument the backbone refuses
         return create_model(cfg.model.backbone, **kwargs)
-    except FacevoxError as err:  # a size or argument the backbone refuses: name the setting
-        if err.where is not None:
-            raise
-        raise FacevoxError(err.problem, "model.backbone_kwargs") from None
 
 
 def _make_loss(cfg: FaceConfig, num_classes: int) -> nn.Module:

@@ -23,7 +23,7 @@ from torch import nn
 
 from facevox.checkpoint import ModelCard, read_model_folder, save_model
 from facevox.data import SeededDataset
-from facevox.errors import FacevoxError
+from facevox.errors import FacevoxError, naming
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
 from facevox.tasks.invert.config import InvertConfig, OptimSettings
@@ -113,10 +113,8 @@ def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[
         features = load_feature_net(f.network, stages=f.stages, input_size=f.input_size, device=device)
         if features is None:
             raise FacevoxError("a perceptual loss needs a feature network, not 'none'", "features.network")
-    try:
+    with naming("encoder.width"):  # e.g. a width whose weights would not fit in memory
         net = create_model("resnet18", num_classes=gen.nz, width=cfg.encoder.width)
-    except FacevoxError as err:  # e.g. a width whose weights would not fit in memory
-        raise FacevoxError(err.problem, err.where or "encoder.width") from None
     size = encoder_input_size(cfg, gen)
 
     def compute_loss(model: nn.Module, z: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
-from facevox.errors import FacevoxError
+from facevox.errors import FacevoxError, naming
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
@@ -32,13 +32,9 @@ def build_model(cfg: SpeakerConfig) -> nn.Module:
     """The waveform model of ``cfg.model`` (pretrained weights loaded when asked)."""
     m = cfg.model
     name = {"embedding": "speaker_embedder", "pair": "speaker_pair", "siamese": "speaker_siamese"}[m.kind]
-    try:
+    with naming("model.backbone_kwargs"):  # a size or argument the backbone refuses
         model = create_model(name, backbone=m.backbone, backbone_kwargs=m.backbone_kwargs, features=m.features,
                              n_mels=m.n_mels, specaugment=m.specaugment)
-    except FacevoxError as err:  # a size or argument the backbone refuses: name the setting
-        if err.where is not None:
-            raise
-        raise FacevoxError(err.problem, "model.backbone_kwargs") from None
     if m.pretrained == "resemblyzer":
         from facevox.nets.voice_encoder import load_resemblyzer_weights
 
