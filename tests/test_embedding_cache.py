@@ -1,6 +1,9 @@
-"""A damaged speaker embedding cache is rebuilt with a one-line warning, never unpickled, never a crash."""
+"""A damaged speaker embedding cache (a store folder) is rebuilt with a one-line warning, never
+unpickled, never a crash."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import facevox
 from facevox.audio.io import save_wav
 from facevox.checkpoint import ModelCard, save_model
 from facevox.cli import main
-from facevox.tasks.speaker.scoring import EmbeddingCache
+from facevox.verification import EmbeddingStore
 
 TINY_XVECTOR = {"channels": 8, "embed_dim": 4}
 
@@ -33,21 +36,28 @@ def setup(tmp_path_factory):
 
 def _eval(setup, out) -> int:
     root, folder = setup
-    code = main(["speaker", "eval", str(root / "trials.txt"), "--model", str(folder), "--out", str(out)])
-    return code
+    return main(["speaker", "eval", str(root / "trials.txt"), "--model", str(folder), "--out", str(out),
+                 "--workers", "0"])
 
 
-def _npz(path, **arrays) -> None:
+def _part(store):
+    (part,) = store.glob("part-*")
+    return part
+
+
+def _npy(path, array) -> None:
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.save(fh, array, allow_pickle=True)
 
 
 DAMAGE = {
-    "garbage": lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"),
-    "truncated": lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
-    "pickled": lambda p: _npz(p, **{"x|1|2": np.array([{"evil": 1}], dtype=object)}),  # only unpickling reads it
-    "ragged": lambda p: _npz(p, **{"a|1|2": np.ones(4, np.float32), "b|1|2": np.ones(3, np.float32)}),
-    "nan": lambda p: _npz(p, **{"a|1|2": np.full(4, np.nan, np.float32)}),
+    "garbage meta": lambda s: (s / "meta.json").write_bytes(b"\xff not json"),
+    "meta of another format": lambda s: (s / "meta.json").write_text(json.dumps({"format": "x"})),
+    "missing part": lambda s: (_part(s) / "keys.npy").unlink(),
+    "truncated embeddings": lambda s: (_part(s) / "embeddings.npy").write_bytes(
+        (_part(s) / "embeddings.npy").read_bytes()[:100]),
+    "pickled keys": lambda s: _npy(_part(s) / "keys.npy", np.array([{"evil": 1}] * 4, dtype=object)),
+    "ragged": lambda s: np.save(_part(s) / "rows.npy", np.arange(3)),
 }
 
 
@@ -55,17 +65,18 @@ def test_speaker_eval_rebuilds_a_damaged_cache(setup, tmp_path, monkeypatch, cap
     monkeypatch.setenv("FACEVOX_CACHE", str(tmp_path / "cache"))
     assert _eval(setup, tmp_path / "first") == 0
     capsys.readouterr()
-    (cache,) = (tmp_path / "cache").iterdir()
-    good = dict(np.load(cache))
-    DAMAGE["garbage"](cache)
+    (store,) = (tmp_path / "cache").iterdir()
+    assert store.name.startswith("speaker-") and (store / "meta.json").is_file()
+    DAMAGE["garbage meta"](store)
     assert _eval(setup, tmp_path / "second") == 0
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and str(cache) in warnings[0] and "rebuilding it" in warnings[0], err
+    assert len(warnings) == 1 and str(store) in warnings[0] and "rebuilding it" in warnings[0], err
     assert "Traceback" not in err
     assert (tmp_path / "second" / "scores.txt").read_text() == (tmp_path / "first" / "scores.txt").read_text()
-    rebuilt = dict(np.load(cache))  # rewritten whole, readable without pickle
-    assert rebuilt.keys() == good.keys() and all(np.allclose(rebuilt[k], good[k]) for k in good)
+    assert len(list(store.glob("part-*"))) == 1  # the old part was dropped with the damaged store
+    assert _eval(setup, tmp_path / "third") == 0  # rebuilt: read back with no warning
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
@@ -75,28 +86,43 @@ def test_each_kind_of_damage_is_rebuilt_with_one_warning(setup, tmp_path, capsys
     root, _ = setup
     files = sorted(root.glob("spk*/*.wav"))
     embed = lambda wave: np.array([wave.mean(), wave.std(), wave.max(), wave.min()], np.float32)  # noqa: E731
-    path = tmp_path / "c.npz"
-    first = embed_files(files, embed, EmbeddingCache(path))
+    path = tmp_path / "store"
+    first = embed_files(files, embed, EmbeddingStore.open(path, "fp"), progress=False)
     DAMAGE[damage](path)
     capsys.readouterr()
-    again = embed_files(files, embed, EmbeddingCache(path))
+    again = embed_files(files, embed, EmbeddingStore.open(path, "fp", damaged="warn"), progress=False)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"warning: {path}: unreadable embedding cache"), err
+    assert err.count("\n") == 1 and err.startswith(f"warning: {path}: unreadable embedding store"), err
     assert all(np.array_equal(first[f], again[f]) for f in files)
-    cache = EmbeddingCache(path)  # rewritten whole: read back with no warning
-    assert len(cache.data) == len(files) and capsys.readouterr().err == ""
+    store = EmbeddingStore.open(path, "fp")  # rewritten: read back with no warning
+    assert len(store) == len(files) and capsys.readouterr().err == ""
 
 
-def test_cache_is_read_without_pickle(tmp_path, monkeypatch):
+def test_a_damaged_store_the_user_names_is_a_one_line_error(setup, tmp_path, capsys):
+    root, folder = setup
+    store = tmp_path / "store"
+    assert main(["speaker", "embed", str(root), "--model", str(folder), "--out", str(store), "--workers", "0"]) == 0
+    DAMAGE["garbage meta"](store)
+    capsys.readouterr()
+    code = main(["speaker", "eval", str(root / "trials.txt"), "--model", str(folder), "--out", str(tmp_path / "e"),
+                 "--embeddings", str(store), "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("facevox: error: --embeddings: unreadable"), err
+
+
+def test_store_is_read_without_pickle_and_memory_mapped(tmp_path, monkeypatch):
+    store = EmbeddingStore.open(tmp_path / "s", "fp")
+    (tmp_path / "a.wav").write_bytes(b"x")
+    with store.new_part(np.array([b"/x/a"]), np.array([[1, 2]])) as w:
+        w.put(0, np.ones(4, np.float32))
+    store.commit()
     calls = []
     real = np.load
 
     def spy(*args, **kwargs):
-        calls.append(kwargs.get("allow_pickle"))
+        calls.append((kwargs.get("allow_pickle"), kwargs.get("mmap_mode")))
         return real(*args, **kwargs)
 
-    path = tmp_path / "c.npz"
-    np.savez(path, **{"a|1|2": np.ones(4, np.float32)})
     monkeypatch.setattr(np, "load", spy)
-    assert list(EmbeddingCache(path).data) == ["a|1|2"]
-    assert calls == [False]
+    assert len(EmbeddingStore.open(tmp_path / "s", "fp")) == 1
+    assert calls and all(c == (False, "r") for c in calls)

@@ -19,7 +19,8 @@ from facevox.errors import FacevoxError
 from facevox.tasks.speaker.config import SpeakerConfig
 from facevox.tasks.speaker.corpus import Corpus, Utterance, make_trials, read_corpus, read_trials, write_trials
 from facevox.tasks.speaker.datasets import CropDataset, Waves, split_calibration
-from facevox.tasks.speaker.scoring import EmbeddingCache, as_norm, embed_files, fit_calibration
+from facevox.tasks.speaker.scoring import as_norm, embed_files, fit_calibration
+from facevox.verification import EmbeddingStore
 from test_speaker_nets import TINY as TINY_SIZES
 
 RECIPES = Path(__file__).resolve().parent.parent / "src" / "facevox" / "recipes" / "speaker"
@@ -119,13 +120,13 @@ def test_embedding_cache_reuses_and_invalidates(tmp_path, corpus):
         calls.append(len(wave))
         return np.array([len(wave), 1.0], dtype=np.float32)
 
-    cache_file = tmp_path / "c.npz"
-    first = embed_files(files, embed, EmbeddingCache(cache_file))
-    again = embed_files(files, embed, EmbeddingCache(cache_file))
+    store = tmp_path / "store"
+    first = embed_files(files, embed, EmbeddingStore.open(store, "fp"))
+    again = embed_files(files, embed, EmbeddingStore.open(store, "fp"))
     assert len(calls) == 3 and all(np.array_equal(first[f], again[f]) for f in files)
     copy = tmp_path / "x.wav"
     copy.write_bytes(files[0].read_bytes())
-    embed_files([copy], embed, EmbeddingCache(cache_file))
+    embed_files([copy], embed, EmbeddingStore.open(store, "fp"))
     assert len(calls) == 4
 
 
@@ -187,7 +188,7 @@ def test_cli_train_trials_eval_verify(corpus, tmp_path):
     for name in ("report.html", "det.png", "roc.png", "scores.txt"):
         assert (tmp_path / "eval" / name).is_file()
     assert len((tmp_path / "eval" / "scores.txt").read_text().splitlines()) == 40
-    assert list((tmp_path / "cache").glob("speaker-*.npz"))  # embeddings were cached
+    assert list((tmp_path / "cache").glob("speaker-*/meta.json"))  # embeddings were stored
 
     a, b = corpus / "spk000" / "utt00.wav", corpus / "spk001" / "utt00.wav"
     done = facevox("speaker", "verify", str(a), str(b), "--model", str(model), "--json", cwd=tmp_path)

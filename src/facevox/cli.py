@@ -21,6 +21,7 @@ TASK_GROUPS = {
     "fakeface": "detection of GAN-generated faces, with saliency maps",
     "face": "face verification with hyperspherical margin losses",
     "invert": "GAN inversion by optimisation, a trained encoder, or both",
+    "data": "training data at scale: tar shards that every train command streams",
 }
 
 
@@ -155,6 +156,10 @@ def _task_commands(group: str) -> Callable | None:
         from facevox.tasks.invert.commands import add_commands as add_invert
 
         return add_invert
+    if group == "data":
+        from facevox.datasets.commands import add_commands as add_data
+
+        return add_data
     return None
 
 

@@ -137,6 +137,8 @@ class TrainConfig:
     drop_last: bool = True
     lr: float = ranged(1e-3, gt=0)
     weight_decay: float = ranged(0.0, ge=0)
+    decay_norms_and_biases: bool = False  # false: no weight decay on biases and norm-layer weights (ndim < 2)
+    accum_steps: int = ranged(1, ge=1)  # micro-batches of batch_size per optimiser step (effective batch x this)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     momentum: float = ranged(0.9, ge=0, lt=1)  # sgd only
     scheduler: Literal["constant", "cosine"] = "constant"
@@ -147,6 +149,8 @@ class TrainConfig:
     channels_last: bool | None = None  # None: on for models with 2-D convolutions
     device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
     num_workers: int = ranged(0, ge=0)
+    prefetch_factor: int = ranged(2, ge=1)  # batches each DataLoader worker loads ahead (num_workers > 0)
+    pin_memory: bool | None = None  # None: page-locked batches when training on CUDA
     log_every: int = ranged(10, ge=1)
     ckpt_every: int = ranged(200, ge=1)  # steps; a checkpoint is also written at the end of every epoch
     progress: bool = True

@@ -21,12 +21,14 @@ from facevox.errors import FacevoxError
 
 
 def templates(embeddings: np.ndarray, identities: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """One template per identity: the mean of its unit-length embeddings, again of unit length."""
+    """One template per identity: the mean of its unit-length embeddings, again of unit length.
+
+    One pass over the embeddings (``np.add.at``), so a gallery of millions costs O(N D)."""
     e = _unit(np.asarray(embeddings, dtype=np.float64))
-    names = sorted(set(identities))
-    ids = np.asarray(identities)
-    t = np.stack([e[ids == n].mean(0) for n in names])
-    return _unit(t), names
+    names, inverse = np.unique(np.asarray(identities), return_inverse=True)
+    t = np.zeros((len(names), e.shape[1]))
+    np.add.at(t, inverse, e)
+    return _unit(t / np.bincount(inverse, minlength=len(names))[:, None]), [str(n) for n in names]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -43,6 +45,17 @@ def rank_k_accuracy(scores: np.ndarray, probe_ids: Sequence[str], gallery_ids: S
     if not np.isin(truth, gallery).all():
         raise FacevoxError("closed-set identification needs every probe's identity in the gallery")
     top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return rank_k_from_top(top, truth, gallery, k)
+
+
+def rank_k_from_top(top: np.ndarray, probe_ids: Sequence[str], gallery_ids: Sequence[str], k: int = 1) -> float:
+    """Rank-k accuracy from each probe's best gallery indices, best first (P, >= k), e.g. from
+    :func:`facevox.verification.scoring.top_k`: no (P, G) score matrix needed."""
+    gallery = np.asarray(gallery_ids)
+    truth = np.asarray(probe_ids)
+    top = np.asarray(top)[:, :k]
+    if not np.isin(truth, gallery).all():
+        raise FacevoxError("closed-set identification needs every probe's identity in the gallery")
     return float(np.mean((gallery[top] == truth[:, None]).any(axis=1)))
 
 
@@ -54,6 +67,13 @@ def dir_at_far(scores: np.ndarray, probe_ids: Sequence[str], gallery_ids: Sequen
     lowest one at which at most ``far`` of them raise an alarm (best score >= threshold).
     """
     s = np.asarray(scores, dtype=np.float64)
+    return dir_at_far_from_best(s.max(axis=1), s.argmax(axis=1), probe_ids, gallery_ids, far)
+
+
+def dir_at_far_from_best(best: np.ndarray, best_index: np.ndarray, probe_ids: Sequence[str],
+                         gallery_ids: Sequence[str], far: float) -> tuple[float, float]:
+    """:func:`dir_at_far` from each probe's best score and best gallery index (P,) (a top-1 search)."""
+    best = np.asarray(best, dtype=np.float64)
     gallery = np.asarray(gallery_ids)
     truth = np.asarray(probe_ids)
     mated = np.isin(truth, gallery)
@@ -61,10 +81,9 @@ def dir_at_far(scores: np.ndarray, probe_ids: Sequence[str], gallery_ids: Sequen
         raise FacevoxError("open-set identification needs probes of enrolled and of non-enrolled people")
     if not 0.0 <= far <= 1.0:
         raise FacevoxError(f"far must be in [0, 1], got {far}")
-    best = s.max(axis=1)
     nonmated = np.sort(best[~mated])[::-1]  # descending
     allowed = int(np.floor(far * len(nonmated) + 1e-9))  # false alarms allowed
     # accepting 'allowed' of them: the threshold sits just above the next non-mated score
     threshold = np.nextafter(nonmated[allowed], np.inf) if allowed < len(nonmated) else -np.inf
-    hit = (gallery[s.argmax(axis=1)] == truth) & (best >= threshold)
+    hit = (gallery[np.asarray(best_index)] == truth) & (best >= threshold)
     return float(hit[mated].mean()), float(threshold)

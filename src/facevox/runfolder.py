@@ -24,7 +24,8 @@ from facevox.precision import resolve_device
 
 RUN_FILE = "run.json"
 # last components of dotted keys that may differ between the start of a run and its resumption
-RESUMABLE = frozenset({"epochs", "max_steps", "log_every", "progress", "ckpt_every", "num_workers", "device"})
+RESUMABLE = frozenset({"epochs", "max_steps", "log_every", "progress", "ckpt_every", "num_workers", "device",
+                       "prefetch_factor", "pin_memory"})
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 A task supplies a model, a dataset and ``compute_loss(model, batch) -> loss or dict``; the
 :class:`Trainer` does the rest: device placement, bf16 autocast and channels_last where they
-help, the optimiser and learning-rate schedule, progress, per-step metric logs
-(``metrics.jsonl`` and ``metrics.csv``), atomic checkpoints and exact resumption.
+help, the optimiser and learning-rate schedule, gradient accumulation, progress, per-step metric
+logs (``metrics.jsonl`` and ``metrics.csv``), atomic checkpoints and exact resumption.
 
 Scaling past one process goes through PyTorch DDP: launch the same command under
 ``torchrun --nproc_per_node N`` and the trainer joins the process group (gloo on CPU, nccl on
@@ -14,11 +14,36 @@ A resumed run produces the same weights as an uninterrupted one with the same se
 checkpoint holds model, optimiser, schedule, RNG states and the position in the epoch, and the
 data order and per-sample randomness depend only on (seed, epoch, position); see
 :mod:`facevox.data`.
+
+What costs time on a GPU is kept off the per-step path: the logged values stay on the device and
+are fetched (and the loss checked for NaN/inf) in one transfer every ``log_every`` steps and
+before every checkpoint, so a non-finite loss stops training at the next check (naming the step
+where it happened) and never reaches a checkpoint. Map-style data go through one DataLoader for
+the whole run (persistent workers, pinned memory on CUDA, ``prefetch_factor`` batches ahead).
+
+Data come in two kinds. A map-style dataset (``__len__``/``__getitem__``, ideally a
+:class:`~facevox.data.SeededDataset`) is batched by :class:`~facevox.data.EpochBatches`: resume is
+exact. A *stream* is any object with ``batches_per_epoch(batch_size, world, num_workers,
+drop_last)`` and ``iterable(*, seed, epoch, start, batch_size, rank, world, num_workers,
+drop_last)`` returning an IterableDataset of ready collated batches (tar shards:
+``facevox.datasets.stream.BatchStream``); ``batch_size`` there is the per-rank batch and ``start``
+the global batches of the epoch already done. Its data order depends on ``num_workers`` too, so
+resuming a stream with another ``num_workers`` warns that the order differs from there on.
+
+Gradient accumulation (``accum_steps = k``): every optimiser step sums the gradients of ``k``
+micro-batches of ``batch_size`` each (the global batch stays ``batch_size`` per micro-batch; the
+effective batch of a step is ``batch_size * k``), each loss divided by the number of
+micro-batches in its step. Steps do not cross epochs: the last step of an epoch may have fewer
+micro-batches. ``max_steps``, ``warmup_steps``, ``log_every`` and ``ckpt_every`` count optimiser
+steps; the position in the epoch counts micro-batches. Under DDP the gradients are all-reduced
+only on the last micro-batch of a step (``no_sync``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import json
 import math
 import os
@@ -35,12 +60,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from facevox.config import TrainConfig, to_dict
 from facevox.data import EpochBatches, PlainDataset, SeededDataset
-from facevox.errors import FacevoxError
-from facevox.fileio import atomic_path, atomic_write_text
+from facevox.errors import FacevoxError, worker_errors
+from facevox.fileio import atomic_path
 from facevox.outdir import clean_stale_temporaries
 from facevox.precision import autocast, bf16_supported, resolve_device, resolve_precision  # noqa: F401 - re-exported
 
@@ -146,6 +171,49 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
 # the loop
 
 
+
+def is_stream(dataset: Any) -> bool:
+    """Whether ``dataset`` is a stream of ready batches (``batches_per_epoch`` and ``iterable``), not map-style."""
+    return callable(getattr(dataset, "iterable", None)) and callable(getattr(dataset, "batches_per_epoch", None))
+
+
+_NORMS: tuple[type, ...] = tuple(
+    t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, getattr(nn, "RMSNorm", None)) if t
+)
+
+
+def decay_groups(model: nn.Module, params: Iterable[Any]) -> list[dict[str, Any]]:
+    """Split parameters (a list of tensors or of param-group dicts) into decay and no-decay groups.
+
+    Biases, norm-layer weights and any other parameter with fewer than 2 dimensions get
+    ``weight_decay=0`` (as in nanoGPT); the rest keep their group's settings. Empty groups are
+    left out; the order is that of ``params``, so it is the same in every run.
+    """
+    in_norm = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+    items = list(params)
+    groups = [dict(g) for g in items] if items and isinstance(items[0], Mapping) else [{"params": items}]
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        ps = group["params"]
+        ps = [ps] if isinstance(ps, torch.Tensor) else list(ps)
+        decay = [p for p in ps if p.ndim >= 2 and id(p) not in in_norm]
+        keep = {id(p) for p in decay}
+        rest = [p for p in ps if id(p) not in keep]
+        if decay:
+            out.append({**group, "params": decay})
+        if rest:
+            out.append({**group, "params": rest, "weight_decay": 0.0})
+    return out
+
+
+def _seed_worker(seed: int, rank: int, worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: each worker's global RNGs depend on (seed, rank, worker) only."""
+    s = int(np.random.SeedSequence([seed, rank, worker_id, 11]).generate_state(1)[0])
+    torch.manual_seed(s)
+    random.seed(s)
+    np.random.seed(s)
+
+
 class _LossModule(nn.Module):
     """Wraps (model, compute_loss) so DDP sees the whole loss computation as one forward."""
 
@@ -162,24 +230,28 @@ class _LossModule(nn.Module):
 class TrainState:
     step: int = 0  # optimiser steps done
     epoch: int = 0  # current epoch
-    batch_in_epoch: int = 0  # batches of the current epoch already done
+    batch_in_epoch: int = 0  # (micro-)batches of the current epoch already done
 
 
 class Trainer:
     """Train ``model`` on ``dataset`` by minimising ``compute_loss(model, batch)``.
 
-    ``compute_loss`` returns the loss tensor, or a dict with key ``"loss"`` plus other scalars
-    to log. ``step_hooks`` are called with the step number before every step (margin warm-up:
-    they must depend on the step alone so that resumption is exact). ``epoch_end(trainer,
+    ``dataset`` is map-style or a stream of batches (see the module docstring). ``compute_loss``
+    returns the loss tensor, or a dict with key ``"loss"`` plus other scalars to log. ``params``
+    (default: all of ``model``'s) may be tensors or a list of param-group dicts; unless
+    ``decay_norms_and_biases`` is set, biases and norm weights are moved into groups without
+    weight decay. ``step_hooks`` are called with the step number before every step (margin
+    warm-up: they must depend on the step alone so that resumption is exact). ``epoch_end(trainer,
     epoch)`` may return validation metrics, which are logged to ``epochs.jsonl``.
-    ``run_dir=None`` trains without writing anything.
+    ``run_dir=None`` trains without writing anything. ``batches_per_epoch`` counts (micro-)batches,
+    ``steps_per_epoch`` optimiser steps.
     """
 
     def __init__(
         self,
         model: nn.Module,
         compute_loss: LossFn,
-        dataset: Dataset,
+        dataset: Any,
         cfg: TrainConfig,
         run_dir: str | Path | None = None,
         *,
@@ -197,19 +269,38 @@ class Trainer:
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         self.channels_last = has_conv2d(model) if cfg.channels_last is None else cfg.channels_last
+        self.pin_memory = self.device.type == "cuda" if cfg.pin_memory is None else cfg.pin_memory
+        if cfg.batch_size % self.world:
+            raise FacevoxError(f"the batch size {cfg.batch_size} is not divisible by the {self.world} processes",
+                               "train.batch_size")
 
-        self.dataset = dataset if isinstance(dataset, SeededDataset) else PlainDataset(dataset)
-        if len(self.dataset) == 0:
-            raise FacevoxError("the training set is empty")
+        self.stream = is_stream(dataset)
         self.collate_fn = collate_fn
         self.sample_weights = sample_weights
-        self.batches_per_epoch = len(self._batches(epoch=0, start=0))
-        if self.batches_per_epoch == 0:
-            raise FacevoxError(
-                f"the training set has {len(self.dataset)} items, fewer than one batch of {cfg.batch_size}"
-            )
-        self.total_steps = cfg.max_steps or cfg.epochs * self.batches_per_epoch
-        self.num_epochs = math.ceil(self.total_steps / self.batches_per_epoch)
+        self._loader_cache: DataLoader | None = None
+        self._sampler: EpochBatches | None = None
+        if self.stream:
+            if sample_weights is not None:
+                raise FacevoxError("balanced sampling (sample weights) cannot be used with a stream of batches "
+                                   "(shards); balance the classes in the loss instead")
+            self.dataset = dataset
+            self.batches_per_epoch = int(dataset.batches_per_epoch(
+                batch_size=cfg.batch_size // self.world, world=self.world, num_workers=cfg.num_workers,
+                drop_last=cfg.drop_last))
+            if self.batches_per_epoch <= 0:
+                raise FacevoxError(f"the training stream holds fewer than one batch of {cfg.batch_size}")
+        else:
+            self.dataset = dataset if isinstance(dataset, SeededDataset) else PlainDataset(dataset)
+            if len(self.dataset) == 0:
+                raise FacevoxError("the training set is empty")
+            self.batches_per_epoch = len(self._batches(epoch=0, start=0))
+            if self.batches_per_epoch == 0:
+                raise FacevoxError(
+                    f"the training set has {len(self.dataset)} items, fewer than one batch of {cfg.batch_size}"
+                )
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.accum_steps)
+        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
 
         model.to(self.device)
         if self.channels_last:
@@ -221,7 +312,8 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.loss_module = DistributedDataParallel(self.loss_module, device_ids=ids)
-        self.optimizer = self._make_optimizer(model.parameters() if params is None else params)
+        params = model.parameters() if params is None else params
+        self.optimizer = self._make_optimizer(params)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step_hooks = list(step_hooks)
         self.epoch_end = epoch_end
@@ -232,11 +324,16 @@ class Trainer:
 
     def _make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
         cfg = self.cfg
+        items = list(params)
+        groups = items if items and isinstance(items[0], Mapping) else None
+        wants_decay = cfg.weight_decay > 0 or any(g.get("weight_decay", 0) > 0 for g in groups or ())
+        if wants_decay and not cfg.decay_norms_and_biases:
+            items = decay_groups(self.model, items)  # one group when there is no decay: checkpoints as before
         if cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.Adam(items, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            return torch.optim.AdamW(items, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(items, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
     def _lr_factor(self, step: int) -> float:
         warm = self.cfg.warmup_steps
@@ -260,17 +357,44 @@ class Trainer:
             weights=self.sample_weights,
         )
 
-    def _loader(self, epoch: int, start: int) -> DataLoader:
+    def _loader_options(self) -> dict[str, Any]:
         # an explicit generator keeps DataLoader from drawing on the global RNG, which would
         # shift dropout randomness depending on where a run was resumed
-        return DataLoader(
-            self.dataset,
-            batch_sampler=self._batches(epoch, start),
-            num_workers=self.cfg.num_workers,
-            collate_fn=self.collate_fn,
-            generator=torch.Generator().manual_seed(self.cfg.seed + epoch),
-            persistent_workers=False,
-        )
+        cfg = self.cfg
+        options: dict[str, Any] = {
+            "num_workers": cfg.num_workers,
+            "pin_memory": self.pin_memory,
+            "generator": torch.Generator().manual_seed(cfg.seed),
+        }
+        if cfg.num_workers > 0:
+            options["prefetch_factor"] = cfg.prefetch_factor
+            options["worker_init_fn"] = functools.partial(_seed_worker, cfg.seed, self.rank)
+        return options
+
+    def _loader(self, epoch: int, start: int) -> DataLoader:
+        """The batches of ``epoch`` from batch ``start`` on.
+
+        Map-style data: one DataLoader for the whole run (its workers persist across epochs); the
+        batch sampler is moved to (epoch, start) before each pass. Streams: a DataLoader per epoch
+        over the stream's IterableDataset for that (epoch, start).
+        """
+        cfg = self.cfg
+        if self.stream:
+            iterable = self.dataset.iterable(
+                seed=cfg.seed, epoch=epoch, start=start, batch_size=cfg.batch_size // self.world, rank=self.rank,
+                world=self.world, num_workers=cfg.num_workers, drop_last=cfg.drop_last)
+            return DataLoader(iterable, batch_size=None, **self._loader_options())
+        if self._loader_cache is None:
+            self._sampler = self._batches(epoch, start)
+            self._loader_cache = DataLoader(self.dataset, batch_sampler=self._sampler, collate_fn=self.collate_fn,
+                                            persistent_workers=cfg.num_workers > 0, **self._loader_options())
+        self._sampler.epoch, self._sampler.start = epoch, start  # read by EpochBatches' __len__ and __iter__
+        return self._loader_cache
+
+    def _close_loader(self) -> None:
+        """Let the persistent workers go (they end when the DataLoader's iterator is collected)."""
+        self._loader_cache = None
+        self._sampler = None
 
     # ---- checkpoints
 
@@ -290,6 +414,7 @@ class Trainer:
             "state": vars(self.state).copy(),
             "rng": rng_state(),
             "config": to_dict(self.cfg),
+            "data": {"stream": self.stream, "num_workers": self.cfg.num_workers, "world": self.world},
         }
         with atomic_path(self.ckpt_path) as tmp:
             torch.save(payload, tmp)
@@ -322,6 +447,12 @@ class Trainer:
             text = " ".join(str(err).split())[:200]
             raise FacevoxError(f"cannot resume from this checkpoint: it does not fit this model or optimiser ({text});"
                                " use --restart to start over", path) from None
+        data = payload.get("data")
+        old_workers = data.get("num_workers") if isinstance(data, Mapping) else None
+        if self.stream and self.is_main and old_workers is not None and old_workers != self.cfg.num_workers:
+            print(f"warning: resuming a stream of shards with num_workers={self.cfg.num_workers} (the checkpoint was "
+                  f"written with {old_workers}): the data order differs from an uninterrupted run from here on",
+                  file=sys.stderr)
         return True
 
     # ---- the loop
@@ -341,10 +472,11 @@ class Trainer:
         self.model.train()
         old_handler = _install_sigint(self)
         try:
-            with progress:
+            with progress, worker_errors():
                 self._run(log, progress)
         finally:
             _restore_sigint(old_handler)
+            self._close_loader()
             log.close()
         if self._stop_requested:
             self.save_checkpoint()
@@ -353,41 +485,59 @@ class Trainer:
             self._plot_curves()
         return self.model
 
+    def _sync_context(self, final_micro_batch: bool) -> contextlib.AbstractContextManager:
+        if self.world > 1 and not final_micro_batch:
+            return self.loss_module.no_sync()  # type: ignore[operator] - DDP
+        return contextlib.nullcontext()
+
     def _run(self, log: _MetricLog, progress: _Progress) -> None:
         st, cfg = self.state, self.cfg
         while st.step < self.total_steps:
-            t0, n_seen = time.perf_counter(), 0
+            t0, n_seen, done, window = time.perf_counter(), 0, 0, 0
+            acc: dict[str, Any] = {}
+            drawn = 0
             for batch in self._loader(st.epoch, st.batch_in_epoch):
-                for hook in self.step_hooks:
-                    hook(st.step)
+                drawn += 1
+                if done == 0:  # the first micro-batch of an optimiser step
+                    window = max(1, min(cfg.accum_steps, self.batches_per_epoch - st.batch_in_epoch))
+                    for hook in self.step_hooks:
+                        hook(st.step)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    acc = {}
+                done += 1
                 batch = to_device(batch, self.device, self.channels_last)
-                with autocast(self.device, self.amp_dtype):
-                    out = self.loss_module(batch)
-                logs = dict(out) if isinstance(out, Mapping) else {"loss": out}
-                loss = logs["loss"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at step {st.step}")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    logs["grad_norm"] = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
-                lr = self.scheduler.get_last_lr()[0]
-                self.scheduler.step()
-                st.step += 1
+                with self._sync_context(done >= window):
+                    with autocast(self.device, self.amp_dtype):
+                        out = self.loss_module(batch)
+                    logs = dict(out) if isinstance(out, Mapping) else {"loss": out}
+                    (logs["loss"] / window if window > 1 else logs["loss"]).backward()
+                _accumulate(acc, logs, window)
                 st.batch_in_epoch += 1
                 n_seen += _batch_len(batch) * self.world
-                row = {"step": st.step, "epoch": st.epoch, "lr": lr}
-                row.update({k: _scalar(v) for k, v in logs.items()})
-                row["samples_per_s"] = n_seen / max(1e-9, time.perf_counter() - t0)
-                log.write(row)
-                progress.update(row)
-                at_epoch_end = st.batch_in_epoch >= self.batches_per_epoch
+                if done < window:
+                    continue
+                done = 0
+                self._optimizer_step(acc, log, n_seen / max(1e-9, time.perf_counter() - t0))
                 if st.step >= self.total_steps or self._stop_requested:
                     break
-                if st.step % cfg.ckpt_every == 0 and not at_epoch_end:
+                if st.batch_in_epoch >= self.batches_per_epoch:
+                    break  # the epoch is done (a stream that yields more batches than it announced stops here)
+                if st.step % cfg.ckpt_every == 0:
+                    self._flush(log, progress)
                     self.save_checkpoint()
-                    log.flush_csv()
+                elif st.step % cfg.log_every == 0:
+                    self._flush(log, progress)
+            else:
+                if done:  # a stream that ended inside an optimiser step: step on what it gave
+                    self._optimizer_step(acc, log, n_seen / max(1e-9, time.perf_counter() - t0))
+                if drawn == 0 and st.batch_in_epoch < self.batches_per_epoch:
+                    raise FacevoxError(f"the training stream yielded no batches in epoch {st.epoch} "
+                                       f"(from batch {st.batch_in_epoch} of {self.batches_per_epoch})")
+                if st.batch_in_epoch < self.batches_per_epoch:
+                    progress.note(f"note: epoch {st.epoch} ended after {st.batch_in_epoch} of the "
+                                  f"{self.batches_per_epoch} batches announced")
+                    st.batch_in_epoch = self.batches_per_epoch
+            self._flush(log, progress)
             if self._stop_requested:
                 return
             if st.batch_in_epoch >= self.batches_per_epoch:
@@ -399,7 +549,22 @@ class Trainer:
                 st.epoch += 1
                 st.batch_in_epoch = 0
             self.save_checkpoint()
-            log.flush_csv()
+
+    def _optimizer_step(self, acc: dict[str, Any], log: _MetricLog, samples_per_s: float) -> None:
+        st, cfg = self.state, self.cfg
+        if cfg.grad_clip:
+            acc["grad_norm"] = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip).detach()
+        self.optimizer.step()
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        st.step += 1
+        log.add({"step": st.step, "epoch": st.epoch, "lr": lr, **acc, "samples_per_s": samples_per_s})
+
+    def _flush(self, log: _MetricLog, progress: _Progress) -> None:
+        """Fetch the logged values of the steps since the last flush (one transfer), check the loss, write them."""
+        rows = log.flush()
+        if rows:
+            progress.update(rows[-1])
 
     def _plot_curves(self) -> None:
         from facevox.report import plot_training_curves
@@ -407,6 +572,20 @@ class Trainer:
         csv_path = self.run_dir / "metrics.csv"
         if csv_path.is_file():
             plot_training_curves(csv_path, self.run_dir / "train_curves.png")
+
+
+def _accumulate(acc: dict[str, Any], logs: Mapping[str, Any], window: int) -> None:
+    """Add one micro-batch's logged values to ``acc`` (mean over the step's micro-batches), on the device."""
+    for key, value in logs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float()
+            value = value.mean() if value.ndim else value
+        elif not isinstance(value, (int, float)):
+            acc[key] = value
+            continue
+        if window > 1:
+            value = value / window
+        acc[key] = value if key not in acc else acc[key] + value
 
 
 def _batch_len(batch: Any) -> int:
@@ -419,10 +598,19 @@ def _batch_len(batch: Any) -> int:
     return 1
 
 
-def _scalar(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return float(v.detach().float().mean())
-    return v
+def _materialise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Turn the 0-d tensors in ``rows`` into floats with one device-to-host transfer per device."""
+    by_device: dict[torch.device, list[tuple[int, str, torch.Tensor]]] = {}
+    for i, row in enumerate(rows):
+        for key, value in row.items():
+            if isinstance(value, torch.Tensor):
+                by_device.setdefault(value.device, []).append((i, key, value))
+    out = [dict(r) for r in rows]
+    for entries in by_device.values():
+        values = torch.stack([v.reshape(()).float() for _, _, v in entries]).tolist()
+        for (i, key, _), value in zip(entries, values, strict=True):
+            out[i][key] = value
+    return out
 
 
 def _install_sigint(trainer: Trainer) -> Any:
@@ -453,55 +641,135 @@ def _in_main_thread() -> bool:
 # logs and progress
 
 
+def _row_step(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _trim_jsonl(path: Path, keep_until: int) -> None:
+    """Keep the rows of ``path`` up to step ``keep_until`` (resume) and drop the rest, streaming."""
+    if not path.is_file():
+        return
+    with atomic_path(path) as tmp, open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for line in src:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            if isinstance(row, dict) and (_row_step(row.get("step", 0)) or 0) <= keep_until:
+                dst.write(json.dumps(row) + "\n")
+
+
+def _trim_csv(path: Path, keep_until: int) -> list[str] | None:
+    """Like :func:`_trim_jsonl` for ``metrics.csv``; returns its columns (None: no rows left, file removed)."""
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header or "step" not in header:
+            rows, dropped = [], True
+        else:
+            at = header.index("step")
+            rows, dropped = [], False
+            for row in reader:
+                step = _row_step(row[at]) if len(row) == len(header) else None
+                if step is not None and step <= keep_until:
+                    rows.append(row)
+                else:
+                    dropped = True
+    if not rows:
+        path.unlink()
+        return None
+    if dropped:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return header
+
+
 class _MetricLog:
-    """Per-step metrics as JSON lines (appended as they come) and CSV (rewritten atomically)."""
+    """Per-step metrics as JSON lines and CSV, both appended; on resume, rows past the checkpoint are dropped.
+
+    Rows wait in :meth:`add` with their values still on the device; :meth:`flush` fetches them in
+    one transfer, stops at a non-finite loss (``FloatingPointError`` naming the step) and appends
+    them. The CSV's columns are those of its first row; a row with a new key rewrites the file
+    once with the wider header (earlier rows get empty cells).
+    """
 
     def __init__(self, run_dir: Path | None, keep_until: int) -> None:
         self.run_dir = run_dir
-        self.rows: list[dict[str, Any]] = []
-        self._fh = None
+        self.pending: list[dict[str, Any]] = []
+        self._json = None
+        self._csv = None
+        self._columns: list[str] | None = None
         if run_dir is None:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
-        jsonl = run_dir / "metrics.jsonl"
-        if jsonl.is_file():  # resuming: keep the steps the checkpoint holds, drop the rest
-            for line in jsonl.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a crash
-                if row.get("step", 0) <= keep_until:
-                    self.rows.append(row)
-        atomic_write_text(jsonl, "".join(json.dumps(r) + "\n" for r in self.rows))
-        self._fh = open(jsonl, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        _trim_jsonl(run_dir / "metrics.jsonl", keep_until)
+        self._columns = _trim_csv(run_dir / "metrics.csv", keep_until)
+        self._json = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        self._csv = open(run_dir / "metrics.csv", "a", newline="", encoding="utf-8")  # noqa: SIM115
 
-    def write(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if self._fh is not None:
-            self._fh.write(json.dumps(row) + "\n")
-            self._fh.flush()
+    def add(self, row: dict[str, Any]) -> None:
+        self.pending.append(row)
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Write the pending rows (one device sync); returns them with plain numbers."""
+        if not self.pending:
+            return []
+        rows, self.pending = _materialise(self.pending), []
+        for n, row in enumerate(rows):
+            loss = row.get("loss")
+            if isinstance(loss, float) and not math.isfinite(loss):
+                self._write(rows[: n + 1])
+                raise FloatingPointError(f"loss became {loss} at step {row['step']}")
+        self._write(rows)
+        return rows
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self._json is None or self._csv is None:
+            return
+        self._json.write("".join(json.dumps(r) + "\n" for r in rows))
+        self._json.flush()
+        for row in rows:
+            if self._columns is None:
+                self._columns = list(row)
+                csv.writer(self._csv).writerow(self._columns)
+            elif any(k not in self._columns for k in row):
+                self._widen([k for k in row if k not in self._columns])
+            csv.DictWriter(self._csv, fieldnames=self._columns, restval="").writerow(row)
+        self._csv.flush()
+
+    def _widen(self, new: list[str]) -> None:
+        """Rewrite metrics.csv with ``new`` columns added (rare: a key that first appears mid-run)."""
+        assert self.run_dir is not None and self._csv is not None and self._columns is not None
+        self._csv.close()
+        path = self.run_dir / "metrics.csv"
+        with open(path, newline="", encoding="utf-8") as fh:
+            old = list(csv.reader(fh))[1:]
+        self._columns = self._columns + new
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(self._columns)
+            writer.writerows(r + [""] * len(new) for r in old)
+        self._csv = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115
 
     def write_epoch(self, row: dict[str, Any]) -> None:
         if self.run_dir is not None:
             with open(self.run_dir / "epochs.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
 
-    def flush_csv(self) -> None:
-        if self.run_dir is None or not self.rows:
-            return
-        keys: list[str] = []
-        for row in self.rows:
-            keys.extend(k for k in row if k not in keys)
-        with atomic_path(self.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
     def close(self) -> None:
-        self.flush_csv()
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the files; rows not flushed (training failed since the last flush) are dropped."""
+        self.pending = []
+        for fh in (self._json, self._csv):
+            if fh is not None:
+                fh.close()
+        self._json = self._csv = None
 
 
 class _Progress:

@@ -23,6 +23,13 @@ from bad_inputs.harness import Case
 
 HUGE = 1_000_000_000  # a width whose first layer alone needs terabytes
 
+
+def no_gpu() -> str:
+    """A ``--device`` this machine lacks: ``cuda`` without a GPU, else ``cuda:N`` past its last GPU."""
+    import torch
+
+    return f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+
 def tagged_open(e) -> str:
     """A recipe whose ``train`` is a YAML python tag that would create ``TMP/PLANTED`` if it were constructed."""
     return f"train: !!python/object/apply:builtins.open ['{e.forbid(e.path('PLANTED'))}', 'w']\n"
@@ -181,6 +188,24 @@ CASES = [
          lambda e: ff_eval(e, opts=["--batch-size", "0"])),
     Case("fakeface-predict-batch-size-not-int", "predict --batch-size x", "--batch-size",
          lambda e: ff_predict(e, opts=["--batch-size", "x"])),
+    Case("fakeface-predict-workers-negative", "predict --workers -1", "--workers",
+         lambda e: ff_predict(e, opts=["--workers", "-1"])),
+    Case("fakeface-eval-workers-negative", "eval --workers -1", "--workers",
+         lambda e: ff_eval(e, opts=["--workers", "-1"])),
+    Case("fakeface-predict-device-cuda-absent", "predict --device cuda on a machine without a GPU (where there "
+         "is one: cuda:N past the last)", ("--device", "GPU"), lambda e: ff_predict(e, opts=["--device", no_gpu()])),
+    Case("fakeface-eval-device-cuda-absent", "eval --device cuda on a machine without a GPU (cuda:N past the last "
+         "where there is one)", ("--device", "GPU"), lambda e: ff_eval(e, opts=["--device", no_gpu()])),
+    Case("fakeface-explain-device-bogus", "explain --device bogus", "--device",
+         lambda e: ["fakeface", "explain", str(e.fx.photo), "--model", str(e.fx.model_ff), "--out", str(e.out),
+                    "--device", "bogus"]),
+    Case("fakeface-predict-precision-fp16", "predict --precision fp16 (fp32, bf16 or auto)", "--precision",
+         lambda e: ff_predict(e, opts=["--precision", "fp16"])),
+    Case("invert-run-device-cuda-absent", "invert run --device cuda on a machine without a GPU (cuda:N past the "
+         "last where there is one)", ("--device", "GPU"), lambda e: in_run(e, opts=["--device", no_gpu()])),
+    Case("invert-eval-precision-fp16", "invert eval --precision fp16", "--precision",
+         lambda e: ["invert", "eval", "--methods", "optim", "--n", "2", *IN_GEN, "--steps", "2", "--precision",
+                    "fp16", "--out", str(e.out)]),
     Case("face-align-size-0-aligned", "align --aligned --size 0 0", "--size",
          lambda e: ["face", "align", str(e.fx.people), "--out", str(e.out), "--aligned", "--size", "0", "0"]),
     Case("face-align-size-0-haar", "align --detector haar --size 0 0", "--size",

@@ -1,9 +1,10 @@
-"""``facevox face ...``: align, train, pairs, eval, verify. Each command is a thin call into the task."""
+"""``facevox face ...``: align, train, pairs, eval, embed, verify. Each command is a thin call into the task."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from facevox.config import IMAGE_SIZE, SEED, load_config, ranged_arg
@@ -46,7 +47,9 @@ def _pairs(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from facevox.tasks.face.evaluate import FaceScorer, evaluate_pairs
 
-    scorer = FaceScorer(args.model, args.backend, use="face eval")
+    scorer = FaceScorer(args.model, args.backend, precision=args.precision, use="face eval", device=args.device,
+                        workers=args.workers, batch_size=args.batch_size, skip_bad=args.skip_bad,
+                        embeddings=args.embeddings)
     m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify)
     print(f"10-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
           f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
@@ -61,7 +64,8 @@ def _verify(args: argparse.Namespace) -> None:
     from facevox.tasks.face.evaluate import verify_photos
 
     result = verify_photos(args.a, args.b, model=args.model, backend=args.backend, aligned=args.aligned,
-                           detector=args.detector, threshold=args.threshold)
+                           detector=args.detector, threshold=args.threshold, device=args.device,
+                           precision=args.precision)
     if args.json:
         print(json.dumps(result))
         return
@@ -71,6 +75,16 @@ def _verify(args: argparse.Namespace) -> None:
     else:
         line += "  (no threshold: give --threshold, e.g. the EER threshold from face eval's metrics.json)"
     print(line)
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from facevox.tasks.face.evaluate import embed_source
+
+    r = embed_source(args.source, args.out, model=args.model, backend=args.backend, device=args.device,
+                     precision=args.precision, workers=args.workers, batch_size=args.batch_size,
+                     skip_bad=args.skip_bad)
+    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun every rank ends with the whole store
+        print(f"{r['embedded']} of {r['files']} images in the store -> {r['store']}")
 
 
 def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
@@ -118,14 +132,37 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
         p.add_argument("--backend", default="model", choices=["model", "dlib"],
                        help="'dlib': dlib's pretrained face recognition model (pip install \"facevox[face-baseline]\")")
 
+    def device_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
+        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                       help="bf16 autocast, or auto: bf16 where the hardware has it natively")
+
+    def extract_args(p: argparse.ArgumentParser) -> None:
+        device_args(p)
+        p.add_argument("--workers", type=ranged_arg(int, ge=0), default=2, help="DataLoader workers decoding images")
+        p.add_argument("--batch-size", type=ranged_arg(int, ge=1), default=64, help="crops embedded together")
+        p.add_argument("--skip-bad", action="store_true",
+                       help="leave out images that cannot be read (listed on stderr) instead of stopping")
+
     p = sub.add_parser("eval", help="LFW protocol: 10-fold accuracy, EER, TAR@FAR, report",
                        description="Score an LFW-format pairs file of aligned crops.")
     p.add_argument("pairs", help="pairs file (LFW pairs.txt format)")
     p.add_argument("--root", required=True, help="folder per identity the pairs refer to (aligned crops)")
     p.add_argument("--identify", help="also run identification on this folder per identity (gallery/probe split)")
     p.add_argument("--out", default="runs/face-eval")
+    p.add_argument("--embeddings", help="embedding store to read and fill (from face embed)")
     scorer_args(p)
+    extract_args(p)
     p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("embed", help="embed aligned face crops into an embedding store (reused by eval --embeddings)",
+                       description="Embed every image of a folder, manifest CSV or list file into a store folder "
+                       "(memory-mapped .npy parts + meta.json); images already there are not embedded again.")
+    p.add_argument("source", help="folder (searched recursively), manifest CSV (path column) or list file of paths")
+    p.add_argument("--out", required=True, help="store folder to create or add to")
+    scorer_args(p)
+    extract_args(p)
+    p.set_defaults(handler=_embed)
 
     p = sub.add_parser("verify", help="are two photos the same person?",
                        description="Detect and align the face in each photo (unless --aligned); print score "
@@ -138,4 +175,5 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--json", action="store_true")
     detector_arg(p)
     scorer_args(p)
+    device_args(p)
     p.set_defaults(handler=_verify)

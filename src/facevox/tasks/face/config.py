@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from facevox.config import IMAGE_SIZE, TrainConfig, ranged
 
 
 @dataclasses.dataclass
 class FaceData:
-    train: str = ""  # folder per identity of aligned face crops (facevox face align makes them)
+    # folder per identity of aligned face crops (facevox face align makes them), or a shard list (facevox data
+    # shard --task face: a folder with shard.list, or the .list file)
+    train: str = ""
+    # decode the crops into RAM before training (true), per item in the DataLoader workers (false), or
+    # auto: in RAM up to 2,000 images (facevox.datasets.index.IN_MEMORY_LIMIT), lazily above
+    in_memory: Literal["auto", True, False] = "auto"
     # (height, width); SphereFace's original is (112, 96)
     input_size: tuple[int, int] = ranged((112, 112), **IMAGE_SIZE)
     flip: bool = True  # random horizontal flips in training

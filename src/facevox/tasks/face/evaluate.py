@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 
 from facevox.errors import FacevoxError
-from facevox.identification import dir_at_far, rank_k_accuracy, templates
+from facevox.fileio import report_skipped
+from facevox.identification import dir_at_far_from_best, rank_k_from_top, templates
 from facevox.image.io import load_image
 from facevox.metrics import kfold_accuracy, tar_at_fars
 from facevox.outdir import prepare_output
 from facevox.report import Table, verification_report
 from facevox.scores import check_finite_scores
 from facevox.tasks.face.pairs import read_identities, read_pairs
+from facevox.verification import EmbeddingStore, embed_paths, extract_images, top_k
+from facevox.verification.extract import check_one_process
+from facevox.verification.store import model_fingerprint, store_fingerprint
 
 Embed = Callable[[Sequence[np.ndarray]], np.ndarray]  # aligned uint8 crops -> (N, D) unit embeddings
 FARS = (1e-2, 1e-3)
@@ -31,17 +35,21 @@ class FaceScorer:
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "model", precision: str = "fp32",
-                 use: str = "face scoring") -> None:
+                 use: str = "face scoring", *, device: str = "auto", workers: int = 0, batch_size: int = 64,
+                 skip_bad: bool = False, embeddings: str | Path | None = None) -> None:
         self.backend = backend
+        self.workers, self.batch_size, self.skip_bad, self.embeddings = workers, batch_size, skip_bad, embeddings
+        self.size: tuple[int, int] | None = None  # crops are resized to it in the loader workers
         self.where: str | Path = f"--backend {backend}"  # what a non-finite score is blamed on
         self.threshold: float | None = None
-        self._cache: dict[tuple[Path, Any], np.ndarray] = {}
+        self._cache: dict[Path, np.ndarray] = {}
         if backend == "dlib":
             from facevox.tasks.face.dlib_backend import DlibEmbedder
 
             self.embed: Embed = DlibEmbedder().embed
             self.name = "dlib face recognition ResNet (pretrained, as shipped)"
             self.threshold = -0.6
+            self.store_key = store_fingerprint("dlib", {})
         elif backend == "model":
             if not model:
                 raise FacevoxError("give --model (a model folder) or --backend dlib")
@@ -51,8 +59,11 @@ class FaceScorer:
             folder = read_model_folder(model, task="face", use=use)
             self.where = folder.path
             extra = folder.extra
-            self.embed = FaceEmbedder(folder.model, tuple(extra.get("input_size", (112, 112))),
-                                      flip=bool(extra.get("flip", True)), precision=precision).embed
+            embedder = FaceEmbedder(folder.model, tuple(extra.get("input_size", (112, 112))),
+                                    flip=bool(extra.get("flip", True)), precision=precision, device=device)
+            self.embed = embedder.embed
+            self.size = embedder.input_size
+            self.store_key = store_fingerprint(model_fingerprint(folder.model), embedder.settings)
             self.name = f"{model} ({folder.spec['name']}, {extra.get('loss', '?')} loss)"
             self.threshold = extra.get("threshold")
         else:
@@ -63,30 +74,45 @@ class FaceScorer:
             return -np.linalg.norm(ea - eb, axis=-1)
         return np.sum(ea * eb, axis=-1)
 
-    def embed_files(self, paths: Sequence[Path], align: Callable[[np.ndarray, Path], np.ndarray] | None = None,
-                    ) -> dict[Path, np.ndarray]:
-        """Embeddings of image files, each decoded and embedded once per scorer (pairs and
-        identification on the same folder share them)."""
-        unique = list(dict.fromkeys(paths))
-        todo = [p for p in unique if (p, align) not in self._cache]
-        for start in range(0, len(todo), 64):
-            chunk = todo[start : start + 64]
-            images = [load_image(p) for p in chunk]
-            if align is not None:
-                images = [align(img, p) for img, p in zip(images, chunk, strict=True)]
-            for p, e in zip(chunk, self.embed(images), strict=True):
-                self._cache[(p, align)] = e
-            if len(todo) > 200:
-                print(f"embedded {min(start + 64, len(todo))}/{len(todo)} images", file=sys.stderr)
-        return {p: self._cache[(p, align)] for p in unique}
+    def embed_files(self, paths: Sequence[Path], progress: bool = True) -> dict[Path, np.ndarray]:
+        """Embeddings of aligned crops, each decoded and embedded once per scorer (pairs and
+        identification on the same folder share them) and read from / added to the store
+        ``embeddings`` when the scorer has one. Decoding and resizing run in DataLoader workers;
+        crops are embedded ``batch_size`` at a time. Files skipped with ``skip_bad`` are absent."""
+        unique = list(dict.fromkeys(Path(p) for p in paths))
+        todo = [p for p in unique if p not in self._cache]
+        if todo:
+            store = None
+            if self.embeddings is not None:
+                store = EmbeddingStore.open(self.embeddings, self.store_key, {"scorer": self.name},
+                                            where="--embeddings")
+
+            def extract(raw: np.ndarray, sink) -> list:
+                return extract_images(raw, self.embed, sink, size=self.size, workers=self.workers,
+                                      batch_size=self.batch_size, skip_bad=self.skip_bad,
+                                      progress=progress and len(todo) > 200)
+
+            emb, ok, bad = embed_paths(todo, extract, store)
+            report_skipped(bad, "image")
+            for p, e, good in zip(todo, emb, ok, strict=True):
+                if good:
+                    self._cache[p] = e
+        return {p: self._cache[p] for p in unique if p in self._cache}
 
 
 def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, scorer: FaceScorer,
                    identify_root: str | Path | None = None) -> dict[str, Any]:
     """10-fold accuracy (threshold from the other 9 folds), EER, ROC-AUC, TAR@FAR; report in OUT."""
+    check_one_process("face")
     prepare_output(out)  # a wrong --out fails now, not after the embedding
     pairs = read_pairs(pairs_file, root)
     emb = scorer.embed_files([p.a for p in pairs] + [p.b for p in pairs])
+    kept = [p for p in pairs if p.a in emb and p.b in emb]
+    if len(kept) < len(pairs):
+        print(f"left out {len(pairs) - len(kept)} of {len(pairs)} pairs with a skipped image", file=sys.stderr)
+        if not kept:
+            raise FacevoxError("no pair is left after skipping the bad images", pairs_file)
+        pairs = kept
     scores = scorer.score(np.stack([emb[p.a] for p in pairs]), np.stack([emb[p.b] for p in pairs]))
     check_finite_scores(scores, [f"{p.a} and {p.b}" for p in pairs], scorer.where)
     labels = np.array([p.same for p in pairs], dtype=int)
@@ -122,26 +148,30 @@ def identify(root: str | Path, scorer: FaceScorer, enrolled_fraction: float = 0.
     if not probes or n_enrolled == len(names):
         raise FacevoxError("identification needs enrolled and non-enrolled identities with several images", root)
     emb = scorer.embed_files([p for _, p in gallery + probes])
+    gallery = [(n, p) for n, p in gallery if p in emb]
+    probes = [(n, p) for n, p in probes if p in emb]
     if scorer.backend == "dlib":  # Euclidean model: templates by mean embedding, scored by -distance
-        t_names = sorted(set(enrolled))
+        t_names = sorted({n for n, _ in gallery})
         t = np.stack([np.mean([emb[p] for n, p in gallery if n == m], axis=0) for m in t_names])
-        pe = np.stack([emb[p] for _, p in probes])
-        scores = -np.linalg.norm(pe[:, None] - t[None], axis=-1)
+        metric = "l2"
     else:
         t, t_names = templates(np.stack([emb[p] for _, p in gallery]), [n for n, _ in gallery])
-        scores = np.stack([emb[p] for _, p in probes]) @ t.T
+        metric = "ip"
+    # a top-1 search of the templates: no (probes x templates) score matrix, faiss when installed
+    best, best_index = top_k(np.stack([emb[p] for _, p in probes]), t, 1, metric=metric)
     probe_ids = [n for n, _ in probes]
-    mated = [i for i, n in enumerate(probe_ids) if n in enrolled]
-    rank1 = rank_k_accuracy(scores[mated], [probe_ids[i] for i in mated], t_names, k=1)
-    dirs = {str(f): dir_at_far(scores, probe_ids, t_names, f)[0] for f in fars}
+    mated = [i for i, n in enumerate(probe_ids) if n in t_names]
+    rank1 = rank_k_from_top(best_index[mated], [probe_ids[i] for i in mated], t_names, k=1)
+    dirs = {str(f): dir_at_far_from_best(best[:, 0], best_index[:, 0], probe_ids, t_names, f)[0] for f in fars}
     return {"gallery_identities": n_enrolled, "probes": len(probes), "mated_probes": len(mated),
             "rank1": rank1, "dir": dirs}
 
 
 def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, backend: str = "model",
-                  aligned: bool = False, detector: str = "dlib", threshold: float | None = None) -> dict[str, Any]:
+                  aligned: bool = False, detector: str = "dlib", threshold: float | None = None,
+                  device: str = "auto", precision: str = "fp32") -> dict[str, Any]:
     """Score two photos (faces detected and aligned unless ``aligned``); decide when a threshold is known."""
-    scorer = FaceScorer(model, backend, use="face verify")
+    scorer = FaceScorer(model, backend, precision=precision, use="face verify", device=device)
     crops = []
     for path in (Path(a), Path(b)):
         image = load_image(path)
@@ -160,3 +190,19 @@ def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, bac
     if thr is not None:
         result["same"] = bool(score >= thr)
     return result
+
+
+def embed_source(source: str | Path, out: str | Path, *, model: str | Path | None = None, backend: str = "model",
+                 device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 64,
+                 skip_bad: bool = False) -> dict[str, Any]:
+    """Embed every aligned crop of ``source`` (folder, manifest or list) into the store ``out``;
+    images already stored (same model and settings, unchanged files) are not embedded again."""
+    from facevox.image.io import IMAGE_EXTENSIONS, list_image_files
+    from facevox.verification.sources import read_source
+
+    files = list(dict.fromkeys(read_source(source, list_image_files, IMAGE_EXTENSIONS, "image")))
+    scorer = FaceScorer(model, backend, precision=precision, use="face embed", device=device, workers=workers,
+                        batch_size=batch_size, skip_bad=skip_bad, embeddings=out)
+    EmbeddingStore.open(out, scorer.store_key, where="--out")  # a foreign folder fails before any work
+    emb = scorer.embed_files(files)
+    return {"files": len(files), "embedded": len(emb), "store": str(out)}

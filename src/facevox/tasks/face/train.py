@@ -13,13 +13,16 @@ import torch
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
+from facevox.datasets.checks import check_each, check_image_header
+from facevox.datasets.index import FileIndex, use_memory
+from facevox.datasets.shards import is_shard_source
 from facevox.errors import FacevoxError, naming
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
 from facevox.tasks.face.config import FaceConfig
-from facevox.tasks.face.data import FaceImages, load_faces
+from facevox.tasks.face.data import FaceImages, FaceRecord, LazyFaceImages, load_faces
 from facevox.tasks.face.pairs import read_identities
 from facevox.train import Trainer, seed_everything
 
@@ -95,6 +98,8 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
     model = build_backbone(cfg)  # before anything is written: a bad name leaves nothing behind
     _make_loss(cfg, num_classes=2)  # and the loss settings, before any image is decoded
     check_warmup_epochs(cfg.loss.margin_warmup_epochs)
+    if is_shard_source(cfg.data.train):
+        return _train_from_shards(cfg, out, model, resuming, resume=resume, licence=licence)
     identities = {n: f for n, f in read_identities(cfg.data.train).items() if len(f) >= cfg.data.min_images}
     calib = _held_out(identities, cfg.data.calib_identities, cfg.train.seed)
     identities = {n: f for n, f in identities.items() if n not in calib}
@@ -102,11 +107,55 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
         raise FacevoxError(f"training needs at least 2 identities with {cfg.data.min_images}+ images, "
                            f"found {len(identities)}", cfg.data.train)
     paths = [p for files in identities.values() for p in files]
-    label_of = {p: i for i, files in enumerate(identities.values()) for p in files}
-    arrays, kept = load_faces(paths, tuple(cfg.data.input_size), cfg.data.skip_bad)
-    labels = np.array([label_of[p] for p in kept])
+    size = tuple(cfg.data.input_size)
+    if use_memory(cfg.data.in_memory, len(paths)):
+        label_of = {p: i for i, files in enumerate(identities.values()) for p in files}
+        arrays, kept = load_faces(paths, size, cfg.data.skip_bad)
+        labels = np.array([label_of[p] for p in kept])
+        dataset: Any = FaceImages(arrays, labels, cfg.data.flip)
+        n_images = len(kept)
+    else:  # headers checked now, every crop decoded in the DataLoader workers
+        names = [n for n, files in identities.items() for _ in files]
+        keep = check_each(paths, check_image_header, cfg.data.skip_bad, "image")
+        index = FileIndex.build([paths[i] for i in keep], [names[i] for i in keep], classes=list(identities))
+        del paths, names
+        dataset = LazyFaceImages(index, size, cfg.data.flip, cfg.data.skip_bad)
+        n_images = len(index)
     calib_faces = _calib_faces(calib, cfg) if calib else None  # every image is checked before training
-    head = _make_loss(cfg, num_classes=len(identities))
+    n_identities = len(identities)
+    del identities, calib  # lists of paths: not to be inherited by the DataLoader workers
+    return _fit(cfg, out, model, dataset, n_identities, n_images, calib_faces, resuming, resume=resume,
+                licence=licence)
+
+
+def _train_from_shards(cfg: FaceConfig, out: Path, model: nn.Module, resuming: bool, *, resume: bool,
+                       licence: str) -> dict[str, Any]:
+    """Training streamed from shards (facevox data shard --task face)."""
+    from facevox.datasets.shards import read_shards
+    from facevox.datasets.stream import BatchStream
+
+    d = cfg.data
+    shards = read_shards(d.train)
+    shards.check_task("face", "data.train")
+    if d.calib_identities:
+        raise FacevoxError("held-out identities need their files; train from the image folder (decoded lazily) "
+                           "to set a threshold, or set 0 with shards", "data.calib_identities")
+    counts = shards.info.get("class_counts") or []
+    few = [shards.classes[i] for i, c in enumerate(counts) if 0 < c < d.min_images]
+    if few:
+        raise FacevoxError(f"{len(few)} identities of the shards have fewer than {d.min_images} images (e.g. "
+                           f"{few[0]}); shards keep every identity: set data.min_images=1 or shard a folder without "
+                           "them", "data.min_images")
+    if len(shards.classes) < 2:
+        raise FacevoxError(f"training needs at least 2 identities, found {len(shards.classes)}", d.train)
+    stream = BatchStream(shards, FaceRecord(tuple(d.input_size), d.flip), skip_bad=d.skip_bad)
+    return _fit(cfg, out, model, stream, len(shards.classes), len(stream), None, resuming, resume=resume,
+                licence=licence)
+
+
+def _fit(cfg: FaceConfig, out: Path, model: nn.Module, dataset: Any, n_identities: int, n_images: int,
+         calib_faces: Any, resuming: bool, *, resume: bool, licence: str) -> dict[str, Any]:
+    head = _make_loss(cfg, num_classes=n_identities)
     both = nn.ModuleDict({"model": model, "head": head})
 
     def compute_loss(m: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
@@ -118,21 +167,21 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
         return {"loss": loss, "acc": acc}
 
     start_run(out, cfg, resuming=resuming)
-    trainer = Trainer(both, compute_loss, FaceImages(arrays, labels, cfg.data.flip), cfg.train, out / "train")
+    trainer = Trainer(both, compute_loss, dataset, cfg.train, out / "train")
     trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
-    print(f"face: training {cfg.model.backbone} with {cfg.loss.name} on {len(kept)} images of "
-          f"{len(identities)} identities")
+    print(f"face: training {cfg.model.backbone} with {cfg.loss.name} on {n_images} images of "
+          f"{n_identities} identities")
     t0 = time.perf_counter()
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
     model.to(memory_format=torch.contiguous_format)
     extra = {"task": "face", "input_size": list(cfg.data.input_size), "flip": cfg.scoring.flip,
-             "train_seconds": train_seconds, "train_identities": len(identities), "train_images": len(kept),
+             "train_seconds": train_seconds, "train_identities": n_identities, "train_images": n_images,
              "loss": cfg.loss.name}
     if calib_faces is not None:
         extra.update(_threshold(model, *calib_faces, cfg))
     folder = save_model(out / "model", model, config=cfg, extra=extra,
                         card=ModelCard(task=f"face verification embeddings ({cfg.loss.name} loss)",
-                                       data=f"{cfg.data.train}: {len(identities)} identities, {len(kept)} images",
+                                       data=f"{cfg.data.train}: {n_identities} identities, {n_images} images",
                                        licence=licence))
     return {"model": folder, "train_seconds": train_seconds}

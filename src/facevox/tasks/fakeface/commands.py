@@ -28,7 +28,8 @@ def _train(args: argparse.Namespace) -> None:
 def _fuse(args: argparse.Namespace) -> None:
     from facevox.tasks.fakeface.face_probe import fuse_detector
 
-    m = fuse_detector(args.model, args.split, args.out, box=args.face_box, skip_bad=args.skip_bad)
+    m = fuse_detector(args.model, args.split, args.out, box=args.face_box, skip_bad=args.skip_bad,
+                      device=args.device, precision=args.precision)
     print(f"test AP: CNN {m['cnn']['average_precision']:.4f}, face probe {m['face_probe']['average_precision']:.4f}, "
           f"fused {m['fused']['average_precision']:.4f} (CNN weight {m['cnn_weight']:g}, chosen on val)")
     print(f"model: {args.out}")
@@ -38,7 +39,8 @@ def _eval(args: argparse.Namespace) -> None:
     from facevox.tasks.fakeface.evaluate import evaluate_detector
 
     m = evaluate_detector(args.model, args.data, args.out, split=args.split, perturb=args.perturb,
-                          skip_bad=args.skip_bad, batch_size=args.batch_size, precision=args.precision)
+                          skip_bad=args.skip_bad, batch_size=args.batch_size, precision=args.precision,
+                          device=args.device, workers=args.workers)
     print(f"AP {m['average_precision']:.4f}  ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
           f"(best {m['best_accuracy']:.4f} at {m['best_threshold']:.3f})  ECE {m['ece']:.4f}")
     print(f"report: {Path(args.out) / 'report.html'}")
@@ -49,7 +51,7 @@ def _predict(args: argparse.Namespace) -> None:
     from facevox.tasks.fakeface.predict import predict, write_predictions
 
     rows, bad = predict(args.model, args.paths, batch_size=args.batch_size, precision=args.precision,
-                        skip_bad=args.skip_bad)
+                        skip_bad=args.skip_bad, device=args.device, workers=args.workers)
     if args.out:
         write_predictions(args.out, rows)
         print(f"{len(rows)} predictions -> {args.out}")
@@ -62,7 +64,8 @@ def _predict(args: argparse.Namespace) -> None:
 def _explain(args: argparse.Namespace) -> None:
     from facevox.tasks.fakeface.predict import explain_images
 
-    written = explain_images(args.model, args.images, args.out, methods=args.methods, target=args.target)
+    written = explain_images(args.model, args.images, args.out, methods=args.methods, target=args.target,
+                             device=args.device, precision=args.precision)
     print(f"{len(written)} figure(s) in {args.out}")
 
 
@@ -70,6 +73,11 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     """Register the fakeface commands on the ``facevox fakeface`` sub-parser."""
     from facevox.tasks.fakeface.face_probe import FFHQ_FACE_BOX
     from facevox.tasks.fakeface.saliency import ALL_METHODS, METHODS
+    from facevox.tasks.fakeface.scoring import DEVICE_HELP, PRECISION_HELP, PRECISIONS, WORKERS_HELP
+
+    def device_flags(p: argparse.ArgumentParser, precision_help: str = PRECISION_HELP) -> None:
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
+        p.add_argument("--precision", default="fp32", choices=PRECISIONS, help=precision_help)
 
     p = sub.add_parser("train", help="train a detector (ResNet-50/18 or the spectral baseline)",
                        description="Train a GAN-face detector; the test split is scored at the end.")
@@ -93,12 +101,16 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                    metavar=("X0", "Y0", "X1", "Y1"),
                    help="face region as fractions of the image (default: FFHQ alignment's)")
     p.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
+    device_flags(p, "precision of the CNN's logits the probe is fitted on (dlib's face network runs on the CPU "
+                    "in fp32): " + PRECISION_HELP)
     p.set_defaults(handler=_fuse)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="model folder (OUT/model of fakeface train)")
-        p.add_argument("--batch-size", type=ranged_arg(int, ge=1), default=32)
-        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+        p.add_argument("--batch-size", type=ranged_arg(int, ge=1), default=32,
+                       help="images scored together in one forward pass (default 32)")
+        p.add_argument("--workers", type=ranged_arg(int, ge=0), default=2, help=WORKERS_HELP)
+        device_flags(p)
         p.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
 
     p = sub.add_parser("eval", help="metrics, per-group audit, gallery and saliency report",
@@ -126,4 +138,6 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=ALL_METHODS)
     p.add_argument("--target", default="predicted", choices=["predicted", "fake", "real"],
                    help="the score to explain (default: the predicted class's)")
+    device_flags(p, "precision of the forward pass that gives P(fake) and the predicted class: fp32 (default), "
+                    "bf16 or auto; the saliency maps are always computed in fp32 (bf16 gradients are too coarse)")
     p.set_defaults(handler=_explain)

@@ -12,7 +12,12 @@ from facevox.image.transforms import AugmentSettings
 
 @dataclasses.dataclass
 class FakefaceData:
-    source: str = ""  # folder with real/ and fake/, or CSV manifest path,label[,group columns]
+    # folder with real/ and fake/, CSV manifest path,label[,group columns], or a shard list (facevox data shard
+    # --task fakeface: a folder with shard.list, or the .list file; shards of a split file keep its train/val)
+    source: str = ""
+    # decode the train and val images into RAM before training (true), per item in the DataLoader workers
+    # (false), or auto: in RAM up to 2,000 images (facevox.datasets.index.IN_MEMORY_LIMIT), lazily above
+    in_memory: Literal["auto", True, False] = "auto"
     split: str = ""  # split file to reuse or create; "" = OUT/split.csv
     # train / val / test, stratified; they sum to 1
     split_fractions: tuple[float, float, float] = ranged((0.7, 0.1, 0.2), **PROB)

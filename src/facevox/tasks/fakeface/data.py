@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from facevox.fileio import atomic_write_text, load_each, report_skipped
 from facevox.image.io import list_image_files, load_image
 from facevox.image.transforms import AugmentSettings, augment, mask_region, resize_square
 from facevox.textfile import check_utf8_name, read_text
+
+if TYPE_CHECKING:
+    from facevox.datasets.index import FileIndex
 
 CLASSES = ("real", "fake")  # label 0, label 1: the detector's score is P(fake)
 SPLITS = ("train", "val", "test")
@@ -168,6 +172,20 @@ def load_resized(items: Sequence[LabelledImage], size: int, skip_bad: bool, mask
     return arrays, [it for it in items if it.path not in bad_paths]
 
 
+def prepared(img: np.ndarray, size: int, mask: Box | None) -> np.ndarray:
+    """A decoded image as training and scoring see it: resized to the ``size`` square, ``mask`` greyed out."""
+    return mask_region(resize_square(img, size), mask)
+
+
+def train_item(array: np.ndarray, label: float, crop: int, settings: AugmentSettings, rng: np.random.Generator):
+    """(image (3, crop, crop) float in [0, 1], label): an augmented random crop of a prepared image."""
+    import torch
+
+    img = augment(array, crop, rng, settings)
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div_(255.0)  # a writable copy
+    return x, torch.tensor(float(label))
+
+
 class TrainImages(SeededDataset):
     """Augmented random crops of images held in memory: item -> (image (3, crop, crop), label)."""
 
@@ -178,8 +196,100 @@ class TrainImages(SeededDataset):
         return len(self.arrays)
 
     def get(self, index: int, rng: np.random.Generator):
-        import torch
+        return train_item(self.arrays[index], self.labels[index], self.crop, self.settings, rng)
 
-        img = augment(self.arrays[index], self.crop, rng, self.settings)
-        x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div_(255.0)  # a writable copy
-        return x, torch.tensor(float(self.labels[index]))
+
+class LazyTrainImages(SeededDataset):
+    """:class:`TrainImages` decoding each image in the DataLoader worker (the same tensors): only the
+    index (paths in one buffer, labels in one array) is held. ``skip_bad``: an image that fails to
+    decode is replaced by the next one of its class and listed on stderr."""
+
+    def __init__(self, index: FileIndex, size: int, mask: Box | None, crop: int, settings: AugmentSettings,
+                 skip_bad: bool = False) -> None:
+        self.index, self.labels = index, index.labels
+        self.size, self.mask, self.crop, self.settings, self.skip_bad = size, mask, crop, settings, skip_bad
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def array(self, index: int) -> np.ndarray:
+        return load_prepared(self.index, self.labels, index, self.size, self.mask, self.skip_bad)
+
+    def get(self, index: int, rng: np.random.Generator):
+        return train_item(self.array(index), self.labels[index], self.crop, self.settings, rng)
+
+
+def load_prepared(index: FileIndex, labels: np.ndarray, i: int, size: int, mask: Box | None,
+                  skip_bad: bool) -> np.ndarray:
+    """Image ``i`` decoded and prepared; with ``skip_bad`` a bad one gives the next of its class (listed)."""
+    tried = 0
+    while True:
+        try:
+            return prepared(load_image(index.path(i)), size, mask)
+        except FacevoxError as err:
+            same = np.flatnonzero(labels == labels[i])
+            if not skip_bad or tried >= len(same) - 1:
+                raise
+            print(f"skipped bad image {err}", file=sys.stderr)
+            i, tried = int(same[(np.searchsorted(same, i) + 1) % len(same)]), tried + 1
+
+
+def image_index(items: Sequence[LabelledImage], skip_bad: bool) -> FileIndex:
+    """A compact index of ``items`` whose headers check out (bad ones raise, or are skipped and listed)."""
+    from facevox.datasets.checks import check_each, check_image_header
+    from facevox.datasets.index import FileIndex
+
+    keep = check_each([it.path for it in items], check_image_header, skip_bad, "image")
+    return FileIndex.build([items[i].path for i in keep], [CLASSES[items[i].label] for i in keep], classes=CLASSES)
+
+
+class PreparedImages:
+    """Map-style: item ``i`` -> (prepared image or None when it fails to decode and ``skip_bad``, label)."""
+
+    def __init__(self, index: FileIndex, size: int, mask: Box | None, skip_bad: bool) -> None:
+        self.index, self.size, self.mask, self.skip_bad = index, size, mask, skip_bad
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray | None, int]:
+        try:
+            return prepared(load_image(self.index.path(i)), self.size, self.mask), int(self.index.labels[i])
+        except FacevoxError as err:
+            if not self.skip_bad:
+                raise
+            print(f"skipped bad image {err}", file=sys.stderr)
+            return None, int(self.index.labels[i])
+
+
+def batched_probs(detector, dataset, batch_size: int = 32, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(P(fake), labels) over a dataset of (prepared image, label) items (map-style or iterable), a batch at a
+    time, decoded in ``num_workers`` DataLoader workers: the split is never held in RAM."""
+    from torch.utils.data import DataLoader
+
+    probs, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+    for batch in loader:
+        batch = [(a, y) for a, y in batch if a is not None]
+        if batch:
+            probs.append(detector.probs([a for a, _ in batch]))
+            labels.append(np.array([y for _, y in batch], dtype=np.int64))
+    if not probs:
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+class ImageRecord:
+    """A shard item -> what the file gives: a training crop (``crop`` set) or (prepared image, label)."""
+
+    def __init__(self, size: int, mask: Box | None, crop: int | None = None,
+                 settings: AugmentSettings | None = None) -> None:
+        self.size, self.mask, self.crop, self.settings = size, mask, crop, settings
+
+    def __call__(self, data: bytes, meta: dict, rng: np.random.Generator):
+        from facevox.datasets.decode import decode_bytes
+
+        array = prepared(decode_bytes(data, meta["_ext"], meta["_where"], load_image), self.size, self.mask)
+        if self.crop is None:
+            return array, int(meta["label_index"])
+        return train_item(array, float(meta["label_index"]), self.crop, self.settings, rng)

@@ -12,14 +12,14 @@ import numpy as np
 
 from facevox.audit import group_metrics
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_write_text
+from facevox.fileio import atomic_write_text, report_skipped
 from facevox.image.transforms import PERTURBATIONS
 from facevox.metrics import detection_summary
 from facevox.outdir import output_dir, prepare_output
 from facevox.report import Table, classification_report, plot_bars, plot_image_grid
 from facevox.scores import check_finite_scores
-from facevox.tasks.fakeface.data import CLASSES, LabelledImage, load_resized, read_source, read_split
-from facevox.tasks.fakeface.scoring import Detector
+from facevox.tasks.fakeface.data import CLASSES, LabelledImage, read_source, read_split
+from facevox.tasks.fakeface.scoring import Detector, ScoringImages
 from facevox.textfile import read_text
 
 
@@ -38,18 +38,29 @@ def read_eval_items(data: str | Path, split: str) -> list[LabelledImage]:
 
 def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, *, split: str = "test",
                       perturb: bool = False, skip_bad: bool = False, batch_size: int = 32,
-                      precision: str = "fp32", n_saliency: int = 3) -> dict[str, Any]:
-    """Score ``data`` with the model in ``model_dir``; write OUT/report.html, metrics.json, scores.csv."""
+                      precision: str = "fp32", n_saliency: int = 3, device: str = "auto",
+                      workers: int = 0) -> dict[str, Any]:
+    """Score ``data`` with the model in ``model_dir``; write OUT/report.html, metrics.json, scores.csv.
+
+    Images are decoded and resized in ``workers`` DataLoader processes and scored on ``device`` in
+    ``precision``; only the few images the report shows (misclassified gallery, saliency) are
+    decoded again, so memory does not grow with the number of images beyond their paths and scores.
+    """
     out = Path(out)
     prepare_output(out)  # a wrong --out fails now, not after the scoring
-    det = Detector.load(str(model_dir), use="fakeface eval", batch_size=batch_size, precision=precision)
-    arrays, items = load_resized(read_eval_items(data, split), det.load_size, skip_bad, det.mask)
+    det = Detector.load(str(model_dir), use="fakeface eval", batch_size=batch_size, precision=precision,
+                        device=device)
+    items = read_eval_items(data, split)
     y = np.array([it.label for it in items])
-    if len(set(y.tolist())) < 2:
-        raise FacevoxError(f"evaluation needs real and fake images; found only {CLASSES[int(y[0])]}", data)
+    _check_both_classes(y, data)
     print(f"fakeface: scoring {len(items)} images ({int((y == 0).sum())} real, {int(y.sum())} fake)")
-    p = det.probs(arrays)
+    kept, p, bad = det.score_files([it.path for it in items], workers=workers, skip_bad=skip_bad)
+    report_skipped(bad, "image")
+    items = [items[i] for i in kept]
+    y = y[kept]
+    _check_both_classes(y, data)
     check_finite_scores(p, [f"P(fake) of {it.path}" for it in items], det.where)
+    images = ScoringImages([it.path for it in items], det.load_size, det.mask)  # the report's few images, again
     with output_dir(out, "fakeface eval") as out:  # every output in a new folder, swapped in at the end
         _write_scores(out / "scores.csv", items, p, det.threshold)
 
@@ -74,16 +85,17 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
             order = wrong[np.argsort(-np.abs(p[wrong] - 0.5))][:32]
             titles = [f"{CLASSES[y[i]]} -> {CLASSES[1 - y[i]]} {p[i]:.2f}" for i in order]
             figures.append((f"Misclassified images ({len(wrong)}; most confident first): true -> predicted, P(fake)",
-                            plot_image_grid([arrays[i] for i in order], out / "misclassified.png", titles, ncols=8)))
+                            plot_image_grid([images.image(i) for i in order], out / "misclassified.png", titles,
+                                            ncols=8)))
         else:
             notes.append("no image was misclassified at the threshold")
         if n_saliency > 0:
-            figures.append(_saliency_figure(det, arrays, y, p, out / "saliency.png", n_saliency))
+            figures.append(_saliency_figure(det, images, y, p, out / "saliency.png", n_saliency))
 
         if perturb:
             robust = {}
-            for name, fn in PERTURBATIONS.items():
-                robust[name] = detection_summary(det.probs([fn(a) for a in arrays]), y, det.threshold)
+            for name in PERTURBATIONS:
+                robust[name] = detection_summary(_perturbed(det, items, name, workers), y, det.threshold)
                 print(f"  {name:<11} AP {robust[name]['average_precision']:.4f}")
             robust = {"clean": detection_summary(p, y, det.threshold), **robust}
             extra["robustness"] = robust
@@ -96,6 +108,19 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
         metrics = classification_report(p, y, out, "GAN-face detection", CLASSES, det.threshold, extra_metrics=extra,
                                          extra_figures=figures, tables=tables, notes=notes)
     return metrics  # classification_report wrote metrics.json with the extras
+
+
+def _check_both_classes(y: np.ndarray, data: str | Path) -> None:
+    if not len(y):
+        raise FacevoxError("no images to evaluate", data)
+    if len(set(y.tolist())) < 2:
+        raise FacevoxError(f"evaluation needs real and fake images; found only {CLASSES[int(y[0])]}", data)
+
+
+def _perturbed(det: Detector, items: list[LabelledImage], name: str, workers: int) -> np.ndarray:
+    """P(fake) of the images under the perturbation ``name`` (decoded again in the workers)."""
+    _, p, _ = det.score_files([it.path for it in items], workers=workers, perturb=name)
+    return p
 
 
 def _write_scores(path: Path, items: list[LabelledImage], p: np.ndarray, threshold: float) -> None:
@@ -122,7 +147,7 @@ def _group_tables(audit: dict[str, Any]) -> list[Table]:
     return tables
 
 
-def _saliency_figure(det: Detector, arrays: list[np.ndarray], y: np.ndarray, p: np.ndarray, path: Path,
+def _saliency_figure(det: Detector, images: ScoringImages, y: np.ndarray, p: np.ndarray, path: Path,
                      n: int) -> tuple[str, Path]:
     """Guided Backpropagation and Grad-CAM for the most confident right and wrong decisions."""
     from facevox.explain.overlay import plot_saliency_grid
@@ -136,7 +161,8 @@ def _saliency_figure(det: Detector, arrays: list[np.ndarray], y: np.ndarray, p: 
     chosen = [i for i in right if y[i] == 1][: (n + 1) // 2] + [i for i in right if y[i] == 0][: n // 2] + wrong[:n]
     methods = usable_methods(det.model, ("guided_backprop", "gradcam"))
     targets = [CLASSES[pred[i]] for i in chosen]
-    maps = saliency_maps(det.model, [arrays[i] for i in chosen], methods, targets)
+    arrays = [images.image(i) for i in chosen]
+    maps = saliency_maps(det.model, arrays, methods, targets)
     titles = [f"{'RIGHT' if pred[i] == y[i] else 'WRONG'}: {CLASSES[y[i]]}, P(fake) {p[i]:.2f}" for i in chosen]
-    plot_saliency_grid([arrays[i] for i in chosen], maps, path, titles)
+    plot_saliency_grid(arrays, maps, path, titles)
     return ("Saliency of correct (top) and wrong (bottom) decisions, explaining the predicted class", path)

@@ -123,8 +123,11 @@ def fit_face_probe(cnn_logits: dict[str, np.ndarray], descriptors: dict[str, np.
 
 
 def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path, *,
-                  box: Sequence[float] = FFHQ_FACE_BOX, skip_bad: bool = False) -> dict[str, Any]:
+                  box: Sequence[float] = FFHQ_FACE_BOX, skip_bad: bool = False, device: str = "auto",
+                  precision: str = "fp32") -> dict[str, Any]:
     """Fit the probe on the split's train/val images; write the fused model folder to ``out``.
+
+    The CNN runs on ``device`` in ``precision``; dlib's descriptors are computed on the CPU.
 
     Returns the test metrics of the CNN alone, the probe alone and the fusion (also in
     ``out/fuse_metrics.json``). ``out`` is written whole or not at all.
@@ -139,7 +142,7 @@ def fuse_detector(model_dir: str | Path, split_file: str | Path, out: str | Path
     model_dir, out, split_file = Path(model_dir), Path(out), Path(split_file)
     if out.resolve() == model_dir.resolve():
         raise FacevoxError("the fused model needs its own folder (--out), not the CNN's", out)
-    det = Detector.load(str(model_dir), use="fakeface fuse")
+    det = Detector.load(str(model_dir), use="fakeface fuse", device=device, precision=precision)
     if det.face_probe is not None:
         raise FacevoxError("this model is already fused with a face probe", model_dir)
     sets = read_split(split_file)

@@ -10,10 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_write_text, load_each
+from facevox.fileio import atomic_write_text
 from facevox.image.io import list_image_files, load_image
 from facevox.outdir import output_dir, prepare_output, writing
 from facevox.scores import check_finite_scores
@@ -40,28 +38,24 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def predict(model_dir: str | Path, paths: Sequence[str | Path], *, batch_size: int = 32, precision: str = "fp32",
-            skip_bad: bool = False, progress: bool = True) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+            skip_bad: bool = False, progress: bool = True, device: str = "auto", workers: int = 0,
+            ) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
     """One row per image: path, label (real/fake), confidence in that label, P(fake). Bad files are
-    an error, or (``skip_bad``) left out and returned as ``(path, problem)``."""
-    det = Detector.load(str(model_dir), use="fakeface predict", batch_size=batch_size, precision=precision)
+    an error, or (``skip_bad``) left out and returned as ``(path, problem)``. Images are decoded and
+    resized in ``workers`` DataLoader processes (0: in this one) and scored ``batch_size`` at a time
+    on ``device`` in ``precision``."""
+    det = Detector.load(str(model_dir), use="fakeface predict", batch_size=batch_size, precision=precision,
+                        device=device)
     files = expand_paths(paths)
-    rows: list[dict[str, Any]] = []
-    bad: list[tuple[Path, str]] = []
     bar = _Progress(len(files)) if progress and len(files) > batch_size else None
-    for start in range(0, len(files), batch_size):
-        batch = files[start : start + batch_size]
-        images, batch_bad = load_each(batch, load_image, skip_bad)
-        bad += batch_bad
-        skipped = {p for p, _ in batch_bad}
-        chunk = [f for f in batch if f not in skipped]
-        probs = det.probs(images) if images else np.zeros(0)
-        check_finite_scores(probs, [f"P(fake) of {f}" for f in chunk], det.where)
-        for f, pf in zip(chunk, probs, strict=True):
-            fake = bool(pf >= det.threshold)
-            rows.append({"path": str(f), "label": CLASSES[int(fake)], "confidence": float(pf if fake else 1 - pf),
-                         "p_fake": float(pf)})
-        if bar:
-            bar.update(len(batch))
+    kept, probs, bad = det.score_files(files, workers=workers, skip_bad=skip_bad, progress=bar.update if bar else None)
+    chunk = [files[i] for i in kept]
+    check_finite_scores(probs, [f"P(fake) of {f}" for f in chunk], det.where)
+    rows: list[dict[str, Any]] = []
+    for f, pf in zip(chunk, probs, strict=True):
+        fake = bool(pf >= det.threshold)
+        rows.append({"path": str(f), "label": CLASSES[int(fake)], "confidence": float(pf if fake else 1 - pf),
+                     "p_fake": float(pf)})
     return rows, bad
 
 
@@ -96,13 +90,19 @@ def write_predictions(path: str | Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def explain_images(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *,
-                   methods: Sequence[str], target: str = "predicted") -> list[Path]:
-    """Write OUT/<image>_saliency.png (image + one overlay per method) and OUT/saliency.png (all rows)."""
+                   methods: Sequence[str], target: str = "predicted", device: str = "auto",
+                   precision: str = "fp32") -> list[Path]:
+    """Write OUT/<image>_saliency.png (image + one overlay per method) and OUT/saliency.png (all rows).
+
+    The model runs on ``device``; ``precision`` applies to the forward pass that gives P(fake) (and
+    the predicted class to explain). The attributions are always computed in fp32: bf16 gradients
+    carry 8 bits of mantissa, too coarse for gradient-based saliency (Integrated Gradients sums
+    many of them)."""
     from facevox.explain.overlay import plot_saliency_grid
     from facevox.tasks.fakeface.saliency import saliency_maps, usable_methods
 
     prepare_output(out)  # a wrong --out fails now, before the model is loaded
-    det = Detector.load(str(model_dir), use="fakeface explain")
+    det = Detector.load(str(model_dir), use="fakeface explain", device=device, precision=precision)
     files = expand_paths(paths)
     images = det.prepare([load_image(f) for f in files])
     chosen = usable_methods(det.model, methods)

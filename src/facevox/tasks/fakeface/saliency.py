@@ -37,9 +37,13 @@ def usable_methods(model: nn.Module, methods: Sequence[str]) -> list[str]:
 
 def saliency_maps(model: nn.Module, images: Sequence[np.ndarray], methods: Sequence[str],
                   targets: Sequence[str]) -> dict[str, list[np.ndarray]]:
-    """``{method: [(H, W) map per image]}`` for uint8 images of one size, each for its own target."""
+    """``{method: [(H, W) map per image]}`` for uint8 images of one size, each for its own target.
+
+    Computed on the model's device, always in fp32 (no autocast: bf16 gradients are too coarse for
+    saliency); the maps come back as CPU arrays."""
     model = model.float().eval()
-    x = to_tensor(list(images))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = to_tensor(list(images)).to(device)
     out: dict[str, list[np.ndarray]] = {}
     for method in methods:
         maps = []

@@ -55,7 +55,8 @@ def _train(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from facevox.tasks.invert.evaluate import run_inversion
 
-    s = run_inversion(_config(args), args.method, args.images, Path(args.out), encoder_path=args.encoder)
+    s = run_inversion(_config(args), args.method, args.images, Path(args.out), encoder_path=args.encoder,
+                      precision=args.precision)
     perceptual = f"  perceptual {s['perceptual']:.4f}" if "perceptual" in s else ""
     print(f"{s['label']}: {s['n_images']} image(s) in {s['seconds']:.2f} s  PSNR {s['psnr']:.2f} dB{perceptual}")
     print(f"latents: {Path(args.out) / 'latents.npy'}  grid: {Path(args.out) / 'grid.png'}")
@@ -65,13 +66,14 @@ def _eval(args: argparse.Namespace) -> None:
     from facevox.tasks.invert.evaluate import evaluate_inversion, markdown_table
 
     doc = evaluate_inversion(_config(args), Path(args.out), methods=args.methods, encoder_path=args.encoder,
-                             n=args.n, seed=args.target_seed, images=args.images)
+                             n=args.n, seed=args.target_seed, images=args.images, precision=args.precision)
     print(markdown_table(doc["table"]["header"], doc["table"]["rows"]), end="")
     print(f"report: {Path(args.out) / 'report.html'}")
 
 
 def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     """Register the invert commands on the ``facevox invert`` sub-parser."""
+    from facevox.tasks.fakeface.scoring import PRECISIONS
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--recipe", help="YAML recipe file or built-in name, e.g. encoder_dcgan (facevox list recipes)")
@@ -86,10 +88,15 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
         p.add_argument("--features", help="network of the perceptual loss and FD: random-resnet18 (default), a "
                                           "facevox model folder, package.module:factory (USER CODE: the module is "
                                           "imported), or none")
-        p.add_argument("--device", help="auto (default), cpu, cuda, ...")
+        p.add_argument("--device", help="where the generator, encoder and feature network run: auto (default: the "
+                                        "GPU of this process if there is one, else the CPU), cpu, cuda or cuda:N")
         add_set(p)
 
     def optim(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                       help="of the networks' forward passes while inverting: fp32 (default), bf16 (autocast; z, "
+                            "Adam and the losses stay fp32) or auto (bf16 where the hardware has it); the "
+                            "metrics are always computed in fp32")
         p.add_argument("--encoder", help="encoder model folder (OUT/model of invert train-encoder)")
         p.add_argument("--steps", type=ranged_arg(int, ge=0), help="Adam steps of the optim method (default 200)")
         p.add_argument("--hybrid-steps", type=ranged_arg(int, ge=0), help="Adam steps after the encoder (default 50)")

@@ -24,6 +24,7 @@ from torch import nn
 from facevox.checkpoint import ModelCard, read_model_folder, save_model
 from facevox.data import SeededDataset
 from facevox.errors import FacevoxError, naming
+from facevox.precision import autocast
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
 from facevox.tasks.invert.config import InvertConfig, OptimSettings
@@ -190,25 +191,29 @@ def check_pair(encoder: Encoder, gen: Generator, where: str | Path) -> None:
 
 
 @torch.no_grad()
-def encode(encoder: Encoder, gen: Generator, targets: torch.Tensor, batch_size: int = 64) -> Inversion:
-    """The encoder's inversion of ``targets`` (N, 3, H, W) in [0, 1]: one forward pass per batch."""
+def encode(encoder: Encoder, gen: Generator, targets: torch.Tensor, batch_size: int = 64,
+           amp: torch.dtype | None = None) -> Inversion:
+    """The encoder's inversion of ``targets`` (N, 3, H, W) in [0, 1]: one forward pass per batch
+    (under ``amp`` autocast where given; the latents come back fp32)."""
     device = _device_of(gen)
     encoder.to(device).eval()
     targets = targets.to(device).float()
     _sync(device)
     t0 = time.perf_counter()
-    z = torch.cat([encoder(targets[i : i + batch_size]) for i in range(0, targets.shape[0], batch_size)])
+    with autocast(device, amp):
+        z = torch.cat([encoder(targets[i : i + batch_size]).float() for i in range(0, targets.shape[0], batch_size)])
     _sync(device)
     seconds = time.perf_counter() - t0
-    images = torch.cat([gen(z[i : i + batch_size]) for i in range(0, z.shape[0], batch_size)])
+    with autocast(device, amp):
+        images = torch.cat([gen(z[i : i + batch_size]).float() for i in range(0, z.shape[0], batch_size)])
     return Inversion("encoder", z.cpu(), images.clamp(0, 1).cpu(), seconds)
 
 
 def hybrid(encoder: Encoder, gen: Generator, targets: torch.Tensor, settings: OptimSettings,
-           features: FeatureNet | None = None, progress: Any = None) -> Inversion:
+           features: FeatureNet | None = None, progress: Any = None, amp: torch.dtype | None = None) -> Inversion:
     """The encoder's z refined by ``settings.hybrid_steps`` Adam steps; time = both parts."""
-    first = encode(encoder, gen, targets, settings.batch_size)
+    first = encode(encoder, gen, targets, settings.batch_size, amp)
     refined = optimise_latents(gen, targets, settings, features, steps=settings.hybrid_steps, z_init=first.latents,
-                               method="hybrid", progress=progress)
+                               method="hybrid", progress=progress, amp=amp)
     refined.seconds += first.seconds
     return refined

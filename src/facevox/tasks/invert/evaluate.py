@@ -23,13 +23,13 @@ from facevox.fileio import atomic_path, atomic_write_json, atomic_write_text
 from facevox.image.io import list_image_files, load_image
 from facevox.metrics import psnr, ssim
 from facevox.outdir import output_dir, prepare_output
+from facevox.tasks.fakeface.scoring import inference_device, inference_precision
 from facevox.tasks.invert.config import InvertConfig
 from facevox.tasks.invert.encoder import Encoder, check_pair, encode, hybrid, load_encoder
 from facevox.tasks.invert.fd import feature_fd
 from facevox.tasks.invert.generators import DCGAN_FACE, Generator, load_generator, sample_latents
 from facevox.tasks.invert.optimise import Inversion, optimise_latents
 from facevox.tasks.invert.perceptual import RANDOM_RESNET18, FeatureNet, load_feature_net, perceptual_distance
-from facevox.train import resolve_device
 
 METHODS = ("optim", "encoder", "hybrid")
 
@@ -42,7 +42,7 @@ def setup(cfg: InvertConfig, encoder_path: str | Path | None = None,
           need_encoder: bool = False) -> tuple[Generator, FeatureNet | None, Encoder | None]:
     """Generator, feature network and encoder of a run. Unset generator / features settings take
     the encoder's (its extra.json), else the defaults (dcgan-face, random-resnet18)."""
-    device = resolve_device(cfg.device, key="--device")
+    device = inference_device(cfg.device, key="--device")
     encoder = None
     g, f = cfg.generator, cfg.features
     gen_kwargs = {"weights": g.weights, "nz": g.nz, "output_range": g.output_range}
@@ -107,17 +107,19 @@ def load_targets(paths: Sequence[str | Path], size: tuple[int, int]) -> tuple[to
 
 
 def invert(method: str, gen: Generator, targets: torch.Tensor, cfg: InvertConfig,
-           features: FeatureNet | None = None, encoder: Encoder | None = None) -> Inversion:
-    """Invert ``targets`` (N, 3, H, W) in [0, 1] with ``method`` (optim, encoder or hybrid)."""
+           features: FeatureNet | None = None, encoder: Encoder | None = None,
+           amp: torch.dtype | None = None) -> Inversion:
+    """Invert ``targets`` (N, 3, H, W) in [0, 1] with ``method`` (optim, encoder or hybrid); ``amp``:
+    the autocast dtype of the networks' forward passes (None: fp32)."""
     if method not in METHODS:
         raise FacevoxError(f"unknown method '{method}'; valid methods: {', '.join(METHODS)}", "--method")
     if method == "optim":
-        return optimise_latents(gen, targets, cfg.optim, features)
+        return optimise_latents(gen, targets, cfg.optim, features, amp=amp)
     if encoder is None:
         raise FacevoxError(f"the {method} method needs a trained encoder (--encoder MODEL)", "--encoder")
     if method == "encoder":
-        return encode(encoder, gen, targets, cfg.optim.batch_size)
-    return hybrid(encoder, gen, targets, cfg.optim, features)
+        return encode(encoder, gen, targets, cfg.optim.batch_size, amp)
+    return hybrid(encoder, gen, targets, cfg.optim, features, amp=amp)
 
 
 def method_label(method: str, cfg: InvertConfig) -> str:
@@ -185,16 +187,20 @@ def comparison_grid(targets: torch.Tensor, results: Sequence[Inversion], path: P
 
 
 def run_inversion(cfg: InvertConfig, method: str, images: Sequence[str | Path], out: Path,
-                  encoder_path: str | Path | None = None) -> dict[str, Any]:
+                  encoder_path: str | Path | None = None, precision: str = "fp32") -> dict[str, Any]:
     """Invert image files (any size, resized to the generator's) with ``method``; write
     OUT/latents.npy (N, nz), OUT/latents.csv (row -> file, PSNR, ...), OUT/grid.png,
-    OUT/reconstructions/*.png and OUT/inversion.json. Returns the summary metrics."""
+    OUT/reconstructions/*.png and OUT/inversion.json. Returns the summary metrics.
+
+    The networks run on ``cfg.device``; ``precision`` (fp32, bf16, auto) is that of their forward
+    passes during the inversion; the metrics are computed in fp32."""
     from facevox.image.io import save_image
 
     prepare_output(out)  # a wrong --out fails now, not after the inversion
     gen, features, encoder = setup(cfg, encoder_path, need_encoder=method != "optim")
+    amp = inference_precision(precision, gen_torch_device(gen))
     targets, files = load_targets(images, gen.image_size)
-    result = invert(method, gen, targets, cfg, features, encoder)
+    result = invert(method, gen, targets, cfg, features, encoder, amp)
     metrics = inversion_metrics(targets, result, features, fd=False)  # FD is a statistic of a set: see eval
     with output_dir(out, "invert run") as out:  # every output in a new folder, swapped in at the end
         save_config(cfg, out / "config.yaml")
@@ -207,7 +213,8 @@ def run_inversion(cfg: InvertConfig, method: str, images: Sequence[str | Path], 
         comparison_grid(targets, [result], out / "grid.png", labels=[method])
         summary = {"method": method, "label": method_label(method, cfg), "generator": gen.describe(),
                    "feature_network": features.description if features else "none",
-                   "encoder": str(encoder_path) if encoder_path else None, **metrics,
+                   "encoder": str(encoder_path) if encoder_path else None, "device": gen_device(gen),
+                   "precision": _precision_name(amp), **metrics,
                    "settings": to_dict(cfg.optim), "files": [str(f) for f in files]}
         atomic_write_json(out / "inversion.json", summary)
     return summary
@@ -237,15 +244,19 @@ def _save_npy(path: Path, array: np.ndarray) -> Path:
 
 def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] = METHODS,
                        encoder_path: str | Path | None = None, n: int = 50, seed: int = 0,
-                       images: str | Path | None = None) -> dict[str, Any]:
+                       images: str | Path | None = None, precision: str = "fp32") -> dict[str, Any]:
     """Compare ``methods`` on ``n`` generated faces (z from ``seed``: latent error known) or on the
-    images of a folder; write OUT/table.md, OUT/results.json, OUT/grid.png and OUT/report.html."""
+    images of a folder; write OUT/table.md, OUT/results.json, OUT/grid.png and OUT/report.html.
+
+    ``precision`` is that of the methods' forward passes; the generated targets and the metrics are
+    always fp32."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise FacevoxError(f"unknown method '{(unknown or [''])[0]}'; valid methods: {', '.join(METHODS)}",
                            "--methods")
     prepare_output(out)  # a wrong --out fails now, not after the inversions
     gen, features, encoder = setup(cfg, encoder_path, need_encoder=any(m != "optim" for m in methods))
+    amp = inference_precision(precision, gen_torch_device(gen))
     if images:
         targets, files = load_targets([images], gen.image_size)
         z_true, source = None, f"{len(files)} images from {images}, resized to {gen.image_size[0]}x{gen.image_size[1]}"
@@ -260,7 +271,7 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
     results = []
     for m in methods:
         print(f"invert eval: {method_label(m, cfg)} on {targets.shape[0]} images", file=sys.stderr, flush=True)
-        results.append(invert(m, gen, targets, cfg, features, encoder))
+        results.append(invert(m, gen, targets, cfg, features, encoder, amp))
     metrics = {m: inversion_metrics(targets, r, features, z_true) for m, r in zip(methods, results, strict=True)}
     for m in metrics.values():
         m.pop("per_image")
@@ -269,7 +280,8 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
     with output_dir(out, "invert eval") as out:  # every output in a new folder, swapped in at the end
         doc = {"source": source, "generator": gen.describe(), "feature_network": net,
                "feature_network_description": features.description if features else "none",
-               "encoder": str(encoder_path) if encoder_path else None, "settings": to_dict(cfg.optim),
+               "encoder": str(encoder_path) if encoder_path else None, "device": gen_device(gen),
+               "precision": _precision_name(amp), "settings": to_dict(cfg.optim),
                "methods": {m: {"label": method_label(m, cfg), **metrics[m]} for m in methods},
                "table": {"header": header, "rows": rows}}
         save_config(cfg, out / "config.yaml")
@@ -284,7 +296,8 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
                  "FD is the Frechet distance between Gaussian fits of the feature network's pooled last-stage "
                  "features of targets and reconstructions; it is not FID (no Inception network here).",
                  f"Optimisation: Adam, lr {cfg.optim.lr}, loss weights pixel {cfg.optim.pixel}, perceptual "
-                 f"{cfg.optim.perceptual}, prior {cfg.optim.prior}; device {gen_device(gen)}."]
+                 f"{cfg.optim.perceptual}, prior {cfg.optim.prior}; device {gen_device(gen)}, "
+                 f"{_precision_name(amp)}."]
         write_html_report(out, "GAN inversion: optimisation, encoder and hybrid", figures=[
             ("Targets (top row) and reconstructions, one row per method", out / "grid.png")],
             tables=[Table(f"Inversion of {source}", header, rows)], notes=notes,
@@ -292,8 +305,16 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
     return doc
 
 
+def gen_torch_device(gen: Generator) -> torch.device:
+    return next((p.device for p in gen.parameters()), torch.device("cpu"))
+
+
 def gen_device(gen: Generator) -> str:
-    return str(next((p.device for p in gen.parameters()), "cpu"))
+    return str(gen_torch_device(gen))
+
+
+def _precision_name(amp: torch.dtype | None) -> str:
+    return "bf16 autocast" if amp == torch.bfloat16 else "fp32"
 
 
 def comparison_table(methods: Sequence[str], metrics: dict[str, dict[str, Any]], cfg: InvertConfig,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from facevox.errors import FacevoxError
+from facevox.precision import autocast
 from facevox.tasks.invert.config import OptimSettings
 from facevox.tasks.invert.generators import Generator
 from facevox.tasks.invert.perceptual import FeatureNet, feature_distance, unit_normalise
@@ -56,11 +57,13 @@ def inversion_loss(gen: Generator, z: torch.Tensor, target: torch.Tensor, settin
 def optimise_latents(gen: Generator, targets: torch.Tensor, settings: OptimSettings,
                      features: FeatureNet | None = None, *, steps: int | None = None,
                      z_init: torch.Tensor | None = None, method: str = "optim",
-                     progress: Callable[[str], None] | None = None) -> Inversion:
+                     progress: Callable[[str], None] | None = None, amp: torch.dtype | None = None) -> Inversion:
     """Invert ``targets`` (N, 3, H, W) in [0, 1] by ``steps`` Adam steps on z (default ``settings.steps``).
 
     With ``z_init`` (N, nz) there is one start, from it; else ``settings.restarts`` random ones.
-    ``progress`` gets a line every ``settings.log_every`` steps (default: stderr).
+    ``progress`` gets a line every ``settings.log_every`` steps (default: stderr). ``amp``: the
+    autocast dtype of the generator's and the feature network's forward passes (None: fp32); z,
+    Adam's state and the losses stay fp32.
     """
     steps = settings.steps if steps is None else steps
     restarts = 1 if z_init is not None else settings.restarts
@@ -88,13 +91,15 @@ def optimise_latents(gen: Generator, targets: torch.Tensor, settings: OptimSetti
     for lo in range(0, n, settings.batch_size):
         hi = min(n, lo + settings.batch_size)
         target = targets[lo:hi]
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, amp):
             maps = unit_normalise(features(target)) if features is not None and settings.perceptual else None
         for r, start in enumerate(starts):
             z = start[lo:hi].to(device).clone().requires_grad_(True)
             opt = torch.optim.Adam([z], lr=settings.lr)
             for step in range(steps + 1):  # the last pass only scores the final z
-                loss = inversion_loss(gen, z, target, settings, features, maps)
+                with autocast(device, amp):
+                    loss = inversion_loss(gen, z, target, settings, features, maps)
+                loss = loss.float()
                 with torch.no_grad():
                     better = loss < best_loss[lo:hi]
                     best_loss[lo:hi] = torch.where(better, loss, best_loss[lo:hi])
@@ -109,8 +114,8 @@ def optimise_latents(gen: Generator, targets: torch.Tensor, settings: OptimSetti
                         f"step {step + 1}/{steps}  loss {loss.mean().item():.5f}")
     _sync(device)
     seconds = time.perf_counter() - t0  # the time to find the latents (the seed's measure)
-    with torch.no_grad():
-        images = torch.cat([gen(best_z[i : i + settings.batch_size]) for i in range(0, n, settings.batch_size)])
+    with torch.no_grad(), autocast(device, amp):
+        images = torch.cat([gen(best_z[i : i + settings.batch_size]).float() for i in range(0, n, settings.batch_size)])
     return Inversion(method, best_z.cpu(), images.clamp(0, 1).cpu(), seconds, best_loss.cpu())
 
 

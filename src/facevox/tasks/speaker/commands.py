@@ -1,9 +1,10 @@
-"""``facevox speaker ...``: train, eval, verify, trials. Each command is a thin call into the task."""
+"""``facevox speaker ...``: train, eval, embed, verify, trials. Each command is a thin call into the task."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from facevox.config import SEED, load_config, ranged_arg
@@ -25,14 +26,28 @@ def _eval(args: argparse.Namespace) -> None:
 
     evaluate(Path(args.trials), Path(args.audio_root) if args.audio_root else None, Path(args.out),
              model=args.model, backend=args.backend, cohort=Path(args.cohort) if args.cohort else None,
-             asnorm_top_k=args.asnorm_top_k, cache=not args.no_cache)
+             asnorm_top_k=args.asnorm_top_k, cache=not args.no_cache, embeddings=args.embeddings,
+             device=args.device, precision=args.precision, workers=args.workers, batch_size=args.batch_size,
+             skip_bad=args.skip_bad)
     print(f"report: {Path(args.out) / 'report.html'}")
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from facevox.tasks.speaker.evaluate import embed_source
+
+    r = embed_source(args.source, args.out, model=args.model, backend=args.backend, device=args.device,
+                     precision=args.precision, workers=args.workers, batch_size=args.batch_size,
+                     skip_bad=args.skip_bad)
+    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun every rank ends with the whole store
+        print(f"{r['embedded']} of {r['files']} files in the store ({r['new']} new) -> {r['store']}")
 
 
 def _verify(args: argparse.Namespace) -> None:
     from facevox.tasks.speaker.evaluate import SpeakerScorer
 
-    result = SpeakerScorer(args.model, args.backend, use="speaker verify").verify(Path(args.a), Path(args.b))
+    scorer = SpeakerScorer(args.model, args.backend, use="speaker verify", device=args.device,
+                           precision=args.precision)
+    result = scorer.verify(Path(args.a), Path(args.b))
     if args.json:
         print(json.dumps(result))
         return
@@ -92,6 +107,19 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                        help="'resemblyzer': its pretrained encoder as shipped "
                             "(pip install \"facevox[speaker-baseline]\")")
 
+    def device_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
+        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                       help="bf16 autocast, or auto: bf16 where the hardware has it natively")
+
+    def extract_args(p: argparse.ArgumentParser) -> None:
+        device_args(p)
+        p.add_argument("--workers", type=ranged_arg(int, ge=0), default=2, help="DataLoader workers decoding audio")
+        p.add_argument("--batch-size", type=ranged_arg(int, ge=1), default=32,
+                       help="chunks of one length embedded together")
+        p.add_argument("--skip-bad", action="store_true",
+                       help="leave out files that cannot be read (listed on stderr) instead of stopping")
+
     p = sub.add_parser("eval", help="score a trial list: EER, minDCF, DET/ROC, HTML report",
                        description="Evaluate on a VoxCeleb-format trial list ('1 a.wav b.wav' per line).")
     p.add_argument("trials", help="trial list")
@@ -100,8 +128,19 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--cohort", help="corpus folder for AS-norm (use with --asnorm-top-k)")
     p.add_argument("--asnorm-top-k", type=ranged_arg(int, ge=0), default=0)
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings")
+    p.add_argument("--embeddings", help="embedding store to read and fill (from speaker embed) instead of the cache")
     scorer_args(p)
+    extract_args(p)
     p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("embed", help="embed audio files into an embedding store (reused by eval --embeddings)",
+                       description="Embed every audio file of a folder, manifest CSV or list file into a store "
+                       "folder (memory-mapped .npy parts + meta.json); files already there are not embedded again.")
+    p.add_argument("source", help="folder (searched recursively), manifest CSV (path column) or list file of paths")
+    p.add_argument("--out", required=True, help="store folder to create or add to")
+    scorer_args(p)
+    extract_args(p)
+    p.set_defaults(handler=_embed)
 
     p = sub.add_parser("verify", help="are two recordings the same speaker?",
                        description="Score two recordings; print score, decision and calibrated probability.")
@@ -109,6 +148,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("b")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     scorer_args(p)
+    device_args(p)
     p.set_defaults(handler=_verify)
 
     p = sub.add_parser("trials", help="make a trial list from a corpus",

@@ -10,7 +10,12 @@ from facevox.config import PROB, TrainConfig, ranged
 
 @dataclasses.dataclass
 class SpeakerData:
-    train: str = ""  # corpus folder (one sub-folder per speaker) or CSV manifest (path,speaker)
+    # corpus folder (one sub-folder per speaker), CSV manifest (path,speaker[,duration]), or a shard list
+    # (facevox data shard: a folder with shard.list, or the .list file)
+    train: str = ""
+    # decode the corpus into RAM before training (true), per item in the DataLoader workers (false), or
+    # auto: in RAM up to 2,000 files (facevox.datasets.index.IN_MEMORY_LIMIT), lazily above; shards always stream
+    in_memory: Literal["auto", True, False] = "auto"
     crop_seconds: float = ranged(2.0, gt=0)  # random training crops (the pair classifier uses pair.crop_samples)
     crops_per_epoch: int = ranged(0, ge=0)  # 0: one crop per utterance and epoch (items per epoch with per_speaker > 1)
     per_speaker: int = ranged(1, ge=1)  # > 1: each item is this many crops of one speaker (class-balanced, for MP/MMP)
@@ -20,7 +25,7 @@ class SpeakerData:
     noise_prob: float = ranged(0.0, **PROB)  # additive noise (coloured noise or other training utterances)
     snr_db: tuple[float, float] = ranged((5.0, 20.0), order="<=")  # (low, high) of the noise's SNR
     speed_prob: float = ranged(0.0, **PROB)  # speed perturbation 0.9 / 1.1
-    max_utterance_seconds: float = ranged(30.0, gt=0)  # longer files are cut (memory: the corpus is held in RAM)
+    max_utterance_seconds: float = ranged(30.0, gt=0)  # longer files are cut (bounds RAM in memory, decoding lazily)
 
 
 @dataclasses.dataclass

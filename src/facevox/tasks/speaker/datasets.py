@@ -1,21 +1,40 @@
-"""Training datasets of the speaker task: waveforms held in memory, random crops per sample seed."""
+"""Training datasets of the speaker task: waveforms in memory (:class:`Waves`) or decoded per item in the
+DataLoader workers (:class:`LazyWaves`, same interface, same crops), random crops per sample seed; and the
+record that turns a shard item into the same crop (:class:`SpeakerRecord`)."""
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from facevox.audio.augment import WaveAugment
 from facevox.audio.features import random_crop
-from facevox.audio.io import load_many
+from facevox.audio.io import audio_info, load_audio, load_many
 from facevox.data import SeededDataset
 from facevox.errors import FacevoxError
 from facevox.fileio import report_skipped
 from facevox.tasks.speaker.corpus import Corpus, Utterance
+from facevox.textfile import shown_name
+
+if TYPE_CHECKING:
+    from facevox.datasets.index import FileIndex
 
 SAMPLE_RATE = 16000
+
+
+def quantise(wave: np.ndarray, max_seconds: float) -> np.ndarray:
+    """A decoded waveform cut to ``max_seconds`` and stored as int16 (how the training sets hold audio)."""
+    return (np.clip(wave[: int(max_seconds * SAMPLE_RATE)], -1, 1) * 32767).astype(np.int16)
+
+
+def crop_int16(wave16: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample window of an int16 waveform as float32 (cut before converting)."""
+    return random_crop(wave16, length, rng).astype(np.float32) / np.float32(32767.0)
 
 
 class Waves:
@@ -27,9 +46,8 @@ class Waves:
         kept = [u for u in utterances if u.path not in bad_paths]
         if not kept:
             raise FacevoxError("no usable audio file in the training corpus")
-        limit = int(max_seconds * SAMPLE_RATE)
         self.utterances = kept
-        self.waves = [(np.clip(w[:limit], -1, 1) * 32767).astype(np.int16) for w in waves]
+        self.waves = [quantise(w, max_seconds) for w in waves]
         self.speakers = sorted({u.speaker for u in kept})
         index = {s: i for i, s in enumerate(self.speakers)}
         self.labels = np.array([index[u.speaker] for u in kept], dtype=np.int64)
@@ -43,20 +61,122 @@ class Waves:
 
     def crop(self, i: int, length: int, rng: np.random.Generator) -> np.ndarray:
         """A random ``length``-sample window of utterance ``i`` as float32 (cut before converting)."""
-        return random_crop(self.waves[i], length, rng).astype(np.float32) / np.float32(32767.0)
+        return crop_int16(self.waves[i], length, rng)
 
     def seconds(self) -> float:
         return sum(len(w) for w in self.waves) / SAMPLE_RATE
 
+    @classmethod
+    def from_index(cls, index: FileIndex, min_seconds: float, skip_bad: bool, max_seconds: float) -> Waves:
+        return cls([Utterance(index.path(i), index.label_name(i)) for i in range(len(index))], min_seconds,
+                   skip_bad, max_seconds)
 
-def make_augment(noise_prob: float, snr_db: tuple[float, float], speed_prob: float, waves: Waves) -> WaveAugment:
+
+def header_seconds(path: Any) -> float:
+    """Duration at 16 kHz from the file's header (as many samples as resampling would give)."""
+    rate, _, frames = audio_info(path)
+    return math.ceil(frames * SAMPLE_RATE / rate) / SAMPLE_RATE
+
+
+class LazyWaves:
+    """:class:`Waves` without the waveforms: an index of files decoded when a crop is asked for.
+
+    Built from a :class:`~facevox.datasets.index.FileIndex`; only numpy arrays are held, so forked
+    DataLoader workers share them. Every file's header is read now (or its duration taken from the
+    manifest's ``duration`` column), so a missing file, an undecodable header or a file shorter
+    than ``min_seconds`` is the same one-line error as in memory, or is skipped and listed with
+    ``skip_bad``, before training. A crop is the one :class:`Waves` gives: the file decoded, cut to
+    ``max_seconds``, stored as int16, then cropped. A file whose body turns out undecodable in a
+    worker raises (one line naming it), or with ``skip_bad`` is replaced by the next utterance of
+    the same speaker and listed on stderr.
+    """
+
+    def __init__(self, index: FileIndex, min_seconds: float, skip_bad: bool, max_seconds: float) -> None:
+        keep, seconds, bad = [], [], []
+        for i in range(len(index)):
+            path = index.path(i)
+            try:
+                d = float(index.durations[i]) if index.durations is not None else math.nan
+                if not math.isfinite(d):
+                    d = header_seconds(path)
+                if d < min_seconds:
+                    raise FacevoxError(f"audio too short ({d:.2f} s, need at least {min_seconds:g} s)",
+                                       where=shown_name(path))
+            except FacevoxError as err:
+                if not skip_bad:
+                    raise
+                bad.append((path, err.problem))
+                continue
+            keep.append(i)
+            seconds.append(d)
+        report_skipped(bad)
+        if not keep:
+            raise FacevoxError("no usable audio file in the training corpus")
+        kept = index.take(keep)
+        names = sorted({kept.classes[c] for c in np.unique(kept.labels)})
+        self.index = kept.relabel(names)
+        self.labels = self.index.labels
+        self.speakers = names
+        self.durations = np.minimum(np.asarray(seconds, dtype=np.float64), max_seconds)
+        self.skip_bad, self.max_seconds, self.skipped = skip_bad, max_seconds, bad
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _int16(self, i: int) -> np.ndarray:
+        tried = 0
+        while True:
+            try:
+                return quantise(load_audio(self.index.path(i), SAMPLE_RATE), self.max_seconds)
+            except FacevoxError as err:
+                same = np.flatnonzero(self.labels == self.labels[i])
+                if not self.skip_bad or tried >= len(same) - 1:
+                    raise
+                print(f"skipped bad file {err}", file=sys.stderr)
+                i, tried = int(same[(np.searchsorted(same, i) + 1) % len(same)]), tried + 1
+
+    def wave(self, i: int) -> np.ndarray:
+        return self._int16(i).astype(np.float32) / 32767.0
+
+    def crop(self, i: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A random ``length``-sample window of utterance ``i`` as float32 (cut before converting)."""
+        return crop_int16(self._int16(i), length, rng)
+
+    def seconds(self) -> float:
+        return float(self.durations.sum())
+
+
+def make_augment(noise_prob: float, snr_db: tuple[float, float], speed_prob: float,
+                 waves: Waves | LazyWaves | None = None, bank: list[np.ndarray] | None = None) -> WaveAugment:
     # other training utterances make a babble-like noise bank, as MUSAN's speech part does
-    rng = np.random.default_rng(0)
-    bank = [waves.wave(int(i)) for i in rng.choice(len(waves), size=min(32, len(waves)), replace=False)]
+    if bank is None:
+        rng = np.random.default_rng(0)
+        bank = [waves.wave(int(i)) for i in rng.choice(len(waves), size=min(32, len(waves)), replace=False)]
     return WaveAugment(noise_prob=noise_prob, snr_db=tuple(snr_db), noise_bank=bank, speed_prob=speed_prob)
 
 
-def augmented_crop(waves: Waves, i: int, length: int, augment: WaveAugment | None,
+class SpeakerRecord:
+    """A shard item -> (crop (L,) float32, speaker label): the crop :class:`CropDataset` makes of the same file."""
+
+    def __init__(self, crop_samples: int, augment: WaveAugment | None, max_seconds: float) -> None:
+        self.crop, self.augment, self.max_seconds = crop_samples, augment, max_seconds
+
+    def wave16(self, data: bytes, meta: dict[str, Any]) -> np.ndarray:
+        from facevox.datasets.decode import decode_bytes
+
+        wave = decode_bytes(data, meta["_ext"], meta["_where"], lambda p: load_audio(p, SAMPLE_RATE))
+        return quantise(wave, self.max_seconds)
+
+    def __call__(self, data: bytes, meta: dict[str, Any], rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        w16 = self.wave16(data, meta)
+        if self.augment is None:
+            x = crop_int16(w16, self.crop, rng)
+        else:
+            x = self.augment(crop_int16(w16, self.augment.input_length(self.crop), rng), rng, self.crop)
+        return torch.from_numpy(x), int(meta["label_index"])
+
+
+def augmented_crop(waves: Waves | LazyWaves, i: int, length: int, augment: WaveAugment | None,
                    rng: np.random.Generator) -> np.ndarray:
     """Utterance ``i``, augmented (noise, speed) when asked, cut to ``length`` samples at a random position.
 
@@ -77,7 +197,7 @@ class CropDataset(SeededDataset):
     of the same ones.
     """
 
-    def __init__(self, waves: Waves, crop_samples: int, length: int, augment: WaveAugment | None,
+    def __init__(self, waves: Waves | LazyWaves, crop_samples: int, length: int, augment: WaveAugment | None,
                  per_speaker: int = 1) -> None:
         self.waves, self.crop, self.length, self.augment = waves, crop_samples, length, augment
         self.per_speaker = per_speaker
@@ -107,7 +227,7 @@ class PairDataset(SeededDataset):
     crops of one utterance (the only option for corpora with one utterance per speaker).
     """
 
-    def __init__(self, waves: Waves, crop_samples: int, length: int, target_fraction: float,
+    def __init__(self, waves: Waves | LazyWaves, crop_samples: int, length: int, target_fraction: float,
                  augment: WaveAugment | None) -> None:
         self.waves, self.crop, self.length, self.target_fraction = waves, crop_samples, length, target_fraction
         self.augment = augment
@@ -149,3 +269,20 @@ def split_calibration(corpus: Corpus, n_speakers: int, seed: int = 0) -> tuple[l
     held = set(np.random.default_rng(seed).choice(multi, n_speakers, replace=False).tolist())
     return ([u for u in corpus.utterances if u.speaker not in held],
             [u for u in corpus.utterances if u.speaker in held])
+
+
+def split_calibration_index(index: FileIndex, n_speakers: int, seed: int = 0) -> tuple[FileIndex, list[Utterance]]:
+    """:func:`split_calibration` on a file index: (training items, held-out calibration utterances);
+    the same speakers are held out as from the corpus the index was read from."""
+    if n_speakers <= 0:
+        return index, []
+    counts = np.bincount(index.labels, minlength=len(index.classes))
+    present = [c for c in range(len(index.classes)) if counts[c] > 0]
+    multi = [index.classes[c] for c in present if counts[c] >= 2]
+    if n_speakers > min(len(multi), len(present) - 2):
+        raise FacevoxError(f"cannot hold out {n_speakers} speakers for calibration: {len(present)} speakers, "
+                           f"{len(multi)} of them with 2 or more utterances", "data.calib_speakers")
+    held = set(np.random.default_rng(seed).choice(multi, n_speakers, replace=False).tolist())
+    is_held = np.isin(index.labels, [index.classes.index(s) for s in held])
+    calib = [Utterance(index.path(i), index.label_name(i)) for i in np.flatnonzero(is_held)]
+    return index.take(np.flatnonzero(~is_held)), calib

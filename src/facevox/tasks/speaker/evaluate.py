@@ -18,7 +18,7 @@ from facevox.audio.features import fixed_windows
 from facevox.audio.io import load_audio
 from facevox.checkpoint import read_model_folder
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_write_text
+from facevox.fileio import atomic_write_text, report_skipped
 from facevox.outdir import output_dir, prepare_output
 from facevox.report import verification_report
 from facevox.scores import check_finite_scores
@@ -26,16 +26,16 @@ from facevox.tasks.speaker.corpus import Trial, read_corpus, read_trials
 from facevox.tasks.speaker.scoring import (
     MIN_SCORING_SECONDS,
     Calibration,
-    EmbeddingCache,
     WaveEmbedder,
-    as_norm,
-    default_cache_dir,
-    embed_files,
+    default_store,
+    extractor,
     model_fingerprint,
     resolve,
-    trial_embeddings,
+    store_fingerprint,
     unit,
 )
+from facevox.verification import EmbeddingStore, as_norm_pairs, cohort_stats, cosine_pairs, embed_paths, index_pairs
+from facevox.verification.extract import check_one_process
 
 SAMPLE_RATE = 16000
 BACKENDS = ("model", "resemblyzer")
@@ -89,7 +89,10 @@ class PairScorer:
 class SpeakerScorer:
     """Loads a model folder or a backend and scores trials or single pairs."""
 
-    def __init__(self, model: str | Path | None = None, backend: str = "model", use: str = "speaker scoring") -> None:
+    def __init__(self, model: str | Path | None = None, backend: str = "model", use: str = "speaker scoring", *,
+                 device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
+                 skip_bad: bool = False) -> None:
+        self.workers, self.batch_size, self.skip_bad = workers, batch_size, skip_bad
         if backend not in BACKENDS:
             raise FacevoxError(f"unknown backend '{backend}'; valid: {', '.join(BACKENDS)}", "--backend")
         self.calibration: Calibration | None = None
@@ -98,6 +101,7 @@ class SpeakerScorer:
         if backend == "resemblyzer":
             self.embed = ResemblyzerEmbedder()
             self.name, self.fingerprint = self.embed.name, "resemblyzer"
+            self.store_key = store_fingerprint("resemblyzer", {})
             return
         if model is None:
             raise FacevoxError("give a model folder (--model) or a pretrained backend (--backend resemblyzer)",
@@ -115,32 +119,64 @@ class SpeakerScorer:
             self.pair = PairScorer(folder.model, int(cfg.get("pair", {}).get("crop_samples", 25000)))
         else:
             self.embed = WaveEmbedder(folder.model, window_seconds=scoring.get("window_seconds", 0.0),
-                                      max_seconds=scoring.get("max_seconds", 20.0))
+                                      max_seconds=scoring.get("max_seconds", 20.0), device=device,
+                                      precision=precision)
+        self.store_key = store_fingerprint(self.fingerprint, getattr(getattr(self, "embed", None), "settings", {}))
 
-    def score_trials(self, trials: Sequence[Trial], root: Path, cohort: np.ndarray | None = None,
-                     asnorm_top_k: int = 0, cache: bool = True) -> np.ndarray:
-        files = [resolve(root, n) for t in trials for n in (t.a, t.b)]
+    def store(self, cache: bool = True, embeddings: str | Path | None = None) -> EmbeddingStore | None:
+        """The store embeddings are read from and added to: ``embeddings`` if given, else the default
+        cache (``cache``), else none (everything embedded in memory)."""
+        if embeddings is not None:
+            return EmbeddingStore.open(embeddings, self.store_key, {"scorer": self.name}, where="--embeddings")
+        return default_store(self.store_key) if cache else None
+
+    def embed_paths(self, paths: list[Path], store: EmbeddingStore | None,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Unit embeddings (n, D) of audio files and which were read (n,) bool; skipped files are listed."""
+        extract = extractor(self.embed, workers=self.workers, batch_size=self.batch_size, skip_bad=self.skip_bad,
+                            progress=progress)
+        emb, ok, bad = embed_paths(paths, extract, store)
+        report_skipped(bad, "audio file")
+        return emb, ok
+
+    def score_pairs(self, trials: Sequence[Trial], root: Path, cohort: np.ndarray | None = None,
+                    asnorm_top_k: int = 0, cache: bool = True, embeddings: str | Path | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of the trials and which were scored (False: a side was skipped as a bad file).
+
+        Each file is embedded once (or read from the store); trials become row pairs into the
+        unique embeddings, scored in chunks; AS-norm statistics are computed once per file."""
+        names, ia, ib = index_pairs([t.a for t in trials], [t.b for t in trials])
+        files = [resolve(root, n) for n in names]
         if self.kind == "pair":
-            waves = {f: load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in dict.fromkeys(files)}
-            return np.array([self.pair(waves[resolve(root, t.a)], waves[resolve(root, t.b)]) for t in trials])
-        store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
-        emb = embed_files(files, self.embed, store)
-        a, b = trial_embeddings(trials, emb, root)
-        scores = np.sum(unit(a) * unit(b), axis=1)
+            waves = {f: load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in files}
+            return (np.array([self.pair(waves[files[a]], waves[files[b]]) for a, b in zip(ia, ib, strict=True)]),
+                    np.ones(len(trials), dtype=bool))
+        emb, ok = self.embed_paths(files, self.store(cache, embeddings))
+        kept = ok[ia] & ok[ib]
+        scores = cosine_pairs(emb, ia, ib)
         if asnorm_top_k > 0:
             if cohort is None:
                 raise FacevoxError("AS-norm needs a cohort (--cohort FOLDER)", "--asnorm-top-k")
-            scores = as_norm(scores, a, b, cohort, asnorm_top_k)
-        return scores
+            mu, sd = cohort_stats(emb, cohort, asnorm_top_k)
+            scores = as_norm_pairs(scores, ia, ib, mu, sd)
+        return scores, kept
 
-    def cohort_embeddings(self, cohort: Path, cache: bool = True) -> np.ndarray:
+    def score_trials(self, trials: Sequence[Trial], root: Path, cohort: np.ndarray | None = None,
+                     asnorm_top_k: int = 0, cache: bool = True, embeddings: str | Path | None = None) -> np.ndarray:
+        return self.score_pairs(trials, root, cohort, asnorm_top_k, cache, embeddings)[0]
+
+    def cohort_embeddings(self, cohort: Path, cache: bool = True, embeddings: str | Path | None = None) -> np.ndarray:
         """Per-speaker mean embeddings of a cohort corpus (C, D)."""
         if self.kind == "pair":
             raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--cohort")
         corpus = read_corpus(cohort)
-        store = EmbeddingCache(default_cache_dir() / f"speaker-{self.fingerprint}.npz") if cache else None
-        emb = embed_files([u.path for u in corpus.utterances], self.embed, store)
-        return np.stack([unit(np.mean([emb[u.path] for u in us], axis=0)) for us in corpus.by_speaker().values()])
+        emb, ok = self.embed_paths([u.path for u in corpus.utterances], self.store(cache, embeddings))
+        labels, names = corpus.labels()
+        sums = np.zeros((len(names), emb.shape[1]))
+        np.add.at(sums, labels[ok], unit(emb[ok].astype(np.float64)))
+        counts = np.bincount(labels[ok], minlength=len(names))
+        return unit(sums[counts > 0] / counts[counts > 0, None])
 
     def verify(self, a: Path, b: Path) -> dict[str, Any]:
         wa, wb = (load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in (a, b))
@@ -161,8 +197,11 @@ class SpeakerScorer:
 
 def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: str | Path | None = None,
              backend: str = "model", cohort: Path | None = None, asnorm_top_k: int = 0,
-             cache: bool = True) -> dict[str, Any]:
+             cache: bool = True, embeddings: str | Path | None = None, device: str = "auto",
+             precision: str = "fp32", workers: int = 0, batch_size: int = 32,
+             skip_bad: bool = False) -> dict[str, Any]:
     """Score a trial list and write metrics.json, plots, scores.txt and report.html to ``out``."""
+    check_one_process("speaker")
     if cohort is not None and asnorm_top_k <= 0:
         raise FacevoxError("a cohort is only used by AS-norm: give --asnorm-top-k too", "--cohort")
     if asnorm_top_k > 0 and cohort is None:
@@ -170,11 +209,20 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
     prepare_output(out)  # a wrong --out fails now, not after the scoring
     trials = read_trials(trials_path)
     root = Path(audio_root) if audio_root is not None else Path(trials_path).parent
-    scorer = SpeakerScorer(model, backend, use="speaker eval")
+    scorer = SpeakerScorer(model, backend, use="speaker eval", device=device, precision=precision, workers=workers,
+                           batch_size=batch_size, skip_bad=skip_bad)
     if asnorm_top_k > 0 and scorer.kind == "pair":
         raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--asnorm-top-k")
-    cohort_emb = scorer.cohort_embeddings(cohort, cache) if cohort is not None else None
-    scores = scorer.score_trials(trials, root, cohort_emb, asnorm_top_k, cache)
+    if embeddings is not None and scorer.kind == "pair":
+        raise FacevoxError("a pair classifier scores waves, not stored embeddings", "--embeddings")
+    cohort_emb = scorer.cohort_embeddings(cohort, cache, embeddings) if cohort is not None else None
+    scores, kept = scorer.score_pairs(trials, root, cohort_emb, asnorm_top_k, cache, embeddings)
+    if not kept.all():
+        print(f"left out {int((~kept).sum())} of {len(trials)} trials with a skipped file", file=sys.stderr)
+        trials = [t for t, k in zip(trials, kept, strict=True) if k]
+        scores = scores[kept]
+        if not trials:
+            raise FacevoxError("no trial is left after skipping the bad files", trials_path)
     check_finite_scores(scores, [f"{t.a} and {t.b}" for t in trials], scorer.where)
     labels = np.array([t.label for t in trials], dtype=np.int8)
     extra: dict[str, Any] = {"scorer": scorer.name, "n_trials": len(trials)}
@@ -201,3 +249,24 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
     print(f"EER {100 * metrics['eer']:.2f}%  minDCF(0.01) {metrics['min_dcf_0.01']:.4f}  "
           f"({metrics['n_target']} target, {metrics['n_nontarget']} non-target trials)", file=sys.stdout)
     return metrics
+
+
+def embed_source(source: str | Path, out: str | Path, *, model: str | Path | None = None, backend: str = "model",
+                 device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
+                 skip_bad: bool = False) -> dict[str, Any]:
+    """Embed every audio file of ``source`` (folder, manifest or list) into the store ``out``.
+
+    Files already in the store (same model and settings, unchanged size and mtime) are not embedded
+    again; new ones go into a new part. Returns counts."""
+    from facevox.audio.io import AUDIO_EXTENSIONS, list_audio_files
+    from facevox.verification.sources import read_source
+
+    files = list(dict.fromkeys(read_source(source, list_audio_files, AUDIO_EXTENSIONS, "audio")))
+    scorer = SpeakerScorer(model, backend, use="speaker embed", device=device, precision=precision, workers=workers,
+                           batch_size=batch_size, skip_bad=skip_bad)
+    if scorer.kind == "pair":
+        raise FacevoxError("a pair classifier has no embeddings to store", "--model")
+    store = EmbeddingStore.open(out, scorer.store_key, {"scorer": scorer.name}, where="--out")
+    before = int((store.lookup(files) >= 0).sum())
+    _, ok = scorer.embed_paths(files, store)
+    return {"files": len(files), "embedded": int(ok.sum()), "new": int(ok.sum()) - before, "store": str(out)}

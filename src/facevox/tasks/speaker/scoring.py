@@ -1,4 +1,4 @@
-"""Scoring trials: embedding extraction with a cache, cosine, AS-norm, calibration, thresholds.
+"""Scoring trials: embedding extraction into a store, cosine, AS-norm, calibration, thresholds.
 
 Score normalisation and calibration are separate optional steps, as in WeSpeaker:
 cosine -> (AS-norm with a cohort) -> (linear calibration to a log-likelihood ratio).
@@ -6,9 +6,7 @@ cosine -> (AS-norm with a cohort) -> (linear calibration to a log-likelihood rat
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,78 +17,27 @@ import torch
 from torch import nn
 
 from facevox.audio.features import fixed_windows
-from facevox.audio.io import load_audio
 from facevox.errors import FacevoxError
-from facevox.fileio import atomic_path
+from facevox.precision import autocast, resolve_device, resolve_precision
 from facevox.tasks.speaker.corpus import Trial
-from facevox.train import autocast, resolve_precision
+from facevox.verification.extract import Extract, embed_paths, extract_waves, extract_waves_each
+from facevox.verification.store import EmbeddingStore, model_fingerprint, store_fingerprint  # noqa: F401
 
 SAMPLE_RATE = 16000
 MIN_SCORING_SECONDS = 0.5  # shorter recordings are an error naming the file, not a shape error deep in a model
 
 
-def _read_cache(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        data = {k: npz[k] for k in npz.files}
-    shapes = {v.shape for v in data.values()}
-    if any(v.dtype.kind != "f" for v in data.values()) or len(shapes) > 1 or any(len(s) != 1 for s in shapes):
-        raise ValueError("entries are not float vectors of one size")
-    if not all(np.isfinite(v).all() for v in data.values()):
-        raise ValueError("NaN or infinite entries")
-    return data
+@dataclass(frozen=True)
+class Chunker:
+    """A wave (T,) -> its chunks (n, L): the whole wave, or windows of ``window`` samples (half
+    overlap) when windowed scoring is on or the wave is longer than ``max_len``. Picklable, for workers."""
 
+    window: int
+    max_len: int
 
-def model_fingerprint(model: nn.Module) -> str:
-    """A short hash of the weights: cached embeddings are only reused for the same model."""
-    h = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-class EmbeddingCache:
-    """Embeddings keyed by (absolute path, size, mtime), stored as one .npz file (never unpickled).
-
-    A cache file that cannot be read, or whose entries are not finite float vectors of one size,
-    is dropped with a one-line warning on stderr and rebuilt.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.data: dict[str, np.ndarray] = {}
-        self._dirty = False
-        if path is not None and path.is_file():
-            try:
-                self.data = _read_cache(path)
-            except Exception as err:  # a damaged file raises many types (zip, pickle refused, OS, shape)
-                reason = " ".join(str(err).split())[:120] or type(err).__name__
-                print(f"warning: {path}: unreadable embedding cache ({reason}); rebuilding it", file=sys.stderr)
-                self._dirty = True  # rewritten on the next save
-
-    @staticmethod
-    def key(file: Path) -> str:
-        st = file.stat()
-        return f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-    def get(self, file: Path) -> np.ndarray | None:
-        if not file.is_file():  # not cached; decoding it then raises the one-line error naming it
-            return None
-        return self.data.get(self.key(file))
-
-    def put(self, file: Path, emb: np.ndarray) -> None:
-        self.data[self.key(file)] = emb
-        self._dirty = True
-
-    def save(self) -> None:
-        if self.path is not None and self._dirty:
-            try:
-                with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
-                    np.savez(fh, **self.data)
-            except OSError as err:  # a read-only or full cache folder: the scores are still right
-                print(f"warning: {self.path}: cannot write the embedding cache ({err.strerror or err})",
-                      file=sys.stderr)
-            self._dirty = False
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        length = self.window or (self.max_len if len(wave) > self.max_len else 0)
+        return fixed_windows(wave, length, length // 2) if length else wave[None]
 
 
 class WaveEmbedder:
@@ -98,49 +45,62 @@ class WaveEmbedder:
 
     Whole utterances are embedded in one pass; with ``window_seconds`` > 0, or for utterances
     longer than ``max_seconds``, the L2-normalised embeddings of windows are averaged.
+    :meth:`embed_batch` runs chunks of one length from many files at once (batched extraction).
     """
 
     def __init__(self, model: nn.Module, *, window_seconds: float = 0.0, max_seconds: float = 20.0,
                  precision: str = "fp32", device: str | torch.device = "cpu", batch_size: int = 16) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device, "--device") if isinstance(device, str) else torch.device(device)
         self.model = model.to(self.device).eval()
         self.window = int(window_seconds * SAMPLE_RATE)
         self.max_len = int(max_seconds * SAMPLE_RATE)
+        self.chunks = Chunker(self.window, self.max_len)
         self.amp = resolve_precision(precision, self.device)
         self.batch_size = batch_size
+        self.settings = {"window": self.window, "max_len": self.max_len,
+                         "precision": "fp32" if self.amp is None else str(self.amp).removeprefix("torch.")}
 
     @torch.no_grad()
+    def embed_batch(self, chunks: np.ndarray) -> np.ndarray:
+        """Unit embeddings (B, D) float32 of chunks (B, L) of one length."""
+        x = torch.from_numpy(np.ascontiguousarray(chunks, dtype=np.float32)).to(self.device)
+        with autocast(self.device, self.amp):
+            e = self.model(x).float()
+        return torch.nn.functional.normalize(e, dim=1).cpu().numpy()
+
     def __call__(self, wave: np.ndarray) -> np.ndarray:
-        length = self.window or (self.max_len if len(wave) > self.max_len else 0)
-        chunks = fixed_windows(wave, length, length // 2) if length else wave[None]
-        embs = []
-        for i in range(0, len(chunks), self.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(chunks[i : i + self.batch_size], dtype=np.float32))
-            with autocast(self.device, self.amp):
-                e = self.model(x.to(self.device)).float()
-            embs.append(torch.nn.functional.normalize(e, dim=1).cpu())
-        mean = torch.cat(embs).mean(0)
+        chunks = self.chunks(wave)
+        embs = np.concatenate([self.embed_batch(chunks[i : i + self.batch_size])
+                               for i in range(0, len(chunks), self.batch_size)])
+        mean = torch.from_numpy(embs).mean(0)
         return torch.nn.functional.normalize(mean, dim=0).numpy()
 
 
-def embed_files(files: Sequence[Path], embed: Callable[[np.ndarray], np.ndarray], cache: EmbeddingCache | None = None,
-                min_seconds: float = MIN_SCORING_SECONDS, progress: bool = True) -> dict[Path, np.ndarray]:
-    """Embeddings of audio files (each decoded once), reusing and filling ``cache``."""
-    out: dict[Path, np.ndarray] = {}
+def default_store(fingerprint: str) -> EmbeddingStore:
+    """The default embedding cache of a scorer: ``default_cache_dir()/speaker-<fingerprint>/`` (a store)."""
+    return EmbeddingStore.open(default_cache_dir() / f"speaker-{fingerprint}", fingerprint, damaged="warn")
+
+
+def extractor(embed: Callable[[np.ndarray], np.ndarray], *, min_seconds: float = MIN_SCORING_SECONDS,
+              workers: int = 0, batch_size: int = 32, skip_bad: bool = False, progress: bool = True) -> Extract:
+    """The extraction function for :func:`facevox.verification.embed_paths`: batched for a
+    :class:`WaveEmbedder`, one file at a time for other embedders (Resemblyzer)."""
+    if isinstance(embed, WaveEmbedder):
+        return lambda paths, sink: extract_waves(paths, embed.embed_batch, sink, chunker=embed.chunks,
+                                                 sample_rate=SAMPLE_RATE, min_seconds=min_seconds, workers=workers,
+                                                 batch_size=batch_size, skip_bad=skip_bad, progress=progress)
+    return lambda paths, sink: extract_waves_each(paths, embed, sink, sample_rate=SAMPLE_RATE, min_seconds=min_seconds,
+                                                  workers=workers, skip_bad=skip_bad, progress=progress)
+
+
+def embed_files(files: Sequence[Path], embed: Callable[[np.ndarray], np.ndarray], cache: EmbeddingStore | None = None,
+                min_seconds: float = MIN_SCORING_SECONDS, progress: bool = True, workers: int = 0,
+                batch_size: int = 32) -> dict[Path, np.ndarray]:
+    """Embeddings of audio files (each decoded once), reusing and filling the store ``cache``."""
     unique = list(dict.fromkeys(Path(f) for f in files))
-    show = progress and len(unique) > 20
-    for n, f in enumerate(unique, 1):
-        emb = cache.get(f) if cache is not None else None
-        if emb is None:
-            emb = embed(load_audio(f, SAMPLE_RATE, min_seconds=min_seconds))
-            if cache is not None:
-                cache.put(f, emb)
-        out[f] = emb
-        if show and (n % 50 == 0 or n == len(unique)):
-            print(f"embedded {n}/{len(unique)} files", file=sys.stderr, flush=True)
-    if cache is not None:
-        cache.save()
-    return out
+    emb, _, _ = embed_paths(unique, extractor(embed, min_seconds=min_seconds, workers=workers,
+                                              batch_size=batch_size, progress=progress), cache)
+    return dict(zip(unique, emb, strict=True))
 
 
 def unit(x: np.ndarray) -> np.ndarray:

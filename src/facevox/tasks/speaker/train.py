@@ -7,6 +7,7 @@ when speakers were held out for it).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from facevox.audio.io import AUDIO_EXTENSIONS
 from facevox.checkpoint import ModelCard, save_model
+from facevox.datasets.index import read_labelled, use_memory
+from facevox.datasets.shards import is_shard_source
 from facevox.errors import FacevoxError, naming
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
 from facevox.tasks.speaker.config import SpeakerConfig
-from facevox.tasks.speaker.corpus import Corpus, make_trials, read_corpus
-from facevox.tasks.speaker.datasets import SAMPLE_RATE, CropDataset, PairDataset, Waves, make_augment, split_calibration
+from facevox.tasks.speaker.corpus import Corpus, make_trials
+from facevox.tasks.speaker.datasets import (
+    SAMPLE_RATE,
+    CropDataset,
+    LazyWaves,
+    PairDataset,
+    SpeakerRecord,
+    Waves,
+    make_augment,
+    split_calibration_index,
+)
 from facevox.tasks.speaker.scoring import WaveEmbedder, cosine_scores, embed_files, fit_calibration
 from facevox.train import Trainer, seed_everything
 
@@ -97,7 +110,7 @@ class L2SP(nn.Module):
 
 
 @torch.no_grad()
-def imprint_class_weights(head: nn.Module, model: nn.Module, waves: Waves, seconds: float = 6.0) -> None:
+def imprint_class_weights(head: nn.Module, model: nn.Module, waves: Waves | LazyWaves, seconds: float = 6.0) -> None:
     """Set each class weight to the speaker's mean normalised embedding ("weight imprinting",
     Qi, Brown and Lowe, CVPR 2018), so fine-tuning a pretrained encoder starts from a head that
     already agrees with it instead of sending random-head gradients into the pretrained weights."""
@@ -118,11 +131,16 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
         raise FacevoxError("no training corpus given (set data.train to a folder or manifest)", "data.train")
     _check_settings(cfg)
     resuming = check_resume(out, cfg, resume=resume)  # before anything is read or written
-    corpus = read_corpus(cfg.data.train)
-    train_utts, calib_utts = split_calibration(corpus, cfg.data.calib_speakers, seed=cfg.train.seed)
+    if is_shard_source(cfg.data.train):
+        return _train_from_shards(cfg, out, resuming, card_data=card_data, licence=licence, resume=resume)
+    index = read_labelled(cfg.data.train, AUDIO_EXTENSIONS, "audio", "speaker", "speaker")
+    train_index, calib_utts = split_calibration_index(index, cfg.data.calib_speakers, seed=cfg.train.seed)
+    root = Path(cfg.data.train).parent if Path(cfg.data.train).is_file() else Path(cfg.data.train)
+    del index
     seed_everything(cfg.train.seed)
     model = build_model(cfg)  # before any file is written: a bad name leaves nothing behind
-    waves = Waves(train_utts, cfg.data.min_seconds, cfg.data.skip_bad, cfg.data.max_utterance_seconds)
+    store = Waves.from_index if use_memory(cfg.data.in_memory, len(train_index)) else LazyWaves
+    waves = store(train_index, cfg.data.min_seconds, cfg.data.skip_bad, cfg.data.max_utterance_seconds)
     augment = None
     if cfg.data.noise_prob > 0 or cfg.data.speed_prob > 0:
         augment = make_augment(cfg.data.noise_prob, cfg.data.snr_db, cfg.data.speed_prob, waves)
@@ -139,6 +157,57 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
                               augment)
     if cfg.model.pretrained != "none" and cfg.loss.imprint and hasattr(head, "weight"):
         imprint_class_weights(head, model, waves)
+    return _fit(cfg, out, model, head, dataset, resuming, resume=resume, n_utts=len(waves),
+                speakers=len(waves.speakers), seconds=waves.seconds(),
+                skipped=[f"{p}: {why}" for p, why in waves.skipped],
+                calib=Corpus(root, calib_utts) if calib_utts else None, card_data=card_data, licence=licence)
+
+
+def _train_from_shards(cfg: SpeakerConfig, out: Path, resuming: bool, **kw: Any) -> dict[str, Any]:
+    """Embedding training streamed from shards (facevox data shard): one crop per item and epoch."""
+    from facevox.datasets.shards import read_shards
+    from facevox.datasets.stream import BatchStream, iter_records
+
+    d = cfg.data
+    shards = read_shards(d.train)
+    shards.check_task("speaker", "data.train")
+    unsupported = [(cfg.model.kind != "embedding", "model.kind", "pair and siamese models draw random pairs"),
+                   (d.per_speaker > 1, "data.per_speaker", "class-balanced items draw utterances by speaker"),
+                   (d.crops_per_epoch > 0, "data.crops_per_epoch", "an epoch is one pass over the shards"),
+                   (d.calib_speakers > 0, "data.calib_speakers", "held-out speakers need their files"),
+                   (cfg.model.pretrained != "none" and cfg.loss.imprint, "loss.imprint",
+                    "imprinting embeds every utterance first")]
+    for bad, key, why in unsupported:
+        if bad:
+            raise FacevoxError(f"not available when training from shards ({why}); train from the corpus folder "
+                               "or manifest (decoded lazily), or change this setting", key)
+    shortest = min((s.get("shortest", math.inf) for s in shards.info["shards"]), default=math.inf)
+    if shortest < d.min_seconds - 1e-9:
+        raise FacevoxError(f"the shards hold utterances of {shortest:.2f} s, shorter than data.min_seconds "
+                           f"{d.min_seconds:g}; write them with facevox data shard --min-seconds {d.min_seconds:g} "
+                           "or lower data.min_seconds", "data.min_seconds")
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg)
+    record = SpeakerRecord(int(d.crop_seconds * SAMPLE_RATE), None, d.max_utterance_seconds)
+    if d.noise_prob > 0 or d.speed_prob > 0:
+        bank = []
+        for data, meta in iter_records(shards):
+            bank.append(record.wave16(data, meta).astype(np.float32) / 32767.0)
+            if len(bank) >= 32:
+                break
+        record.augment = make_augment(d.noise_prob, d.snr_db, d.speed_prob, bank=bank)
+    if len(shards.classes) < 2:
+        raise FacevoxError(f"training needs at least 2 speakers, found {len(shards.classes)}", d.train)
+    head = _make_loss(cfg, embed_dim=model.embed_dim, num_classes=len(shards.classes))
+    stream = BatchStream(shards, record, skip_bad=d.skip_bad)
+    seconds = float(sum(s.get("seconds", 0.0) for s in shards.info["shards"])) or float("nan")
+    return _fit(cfg, out, model, head, stream, resuming, n_utts=len(stream), speakers=len(shards.classes),
+                seconds=seconds, skipped=list(shards.info.get("skipped", [])), calib=None, **kw)
+
+
+def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, dataset: Any, resuming: bool, *,
+         resume: bool, n_utts: int, speakers: int, seconds: float, skipped: list[str], calib: Corpus | None,
+         card_data: str | None, licence: str) -> dict[str, Any]:
     l2sp = L2SP(model.backbone, cfg.loss.l2sp) if cfg.loss.l2sp > 0 else None
     both = nn.ModuleDict({"model": model, "head": head})
     kind = cfg.model.kind
@@ -173,24 +242,23 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
     trainer = Trainer(both, compute_loss, dataset, cfg.train, out / "train")
     trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
     print(f"speaker: training {cfg.model.kind} model ({cfg.model.backbone}, {cfg.loss.name}) on "
-          f"{len(waves)} utterances of {len(waves.speakers)} speakers ({waves.seconds() / 60:.1f} min of audio)")
+          f"{n_utts} utterances of {speakers} speakers ({seconds / 60:.1f} min of audio)")
     t0 = time.perf_counter()
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
 
     extra: dict[str, Any] = {"kind": cfg.model.kind, "scoring": vars(cfg.scoring).copy(),
-                             "train_seconds": train_seconds, "train_speakers": len(waves.speakers),
-                             "train_utterances": len(waves),
-                             "skipped_files": [f"{p}: {why}" for p, why in waves.skipped]}
+                             "train_seconds": train_seconds, "train_speakers": speakers,
+                             "train_utterances": n_utts, "skipped_files": skipped}
     metrics: dict[str, Any] = {}
-    if calib_utts and kind != "pair":
-        calib = _calibrate(model, Corpus(corpus.root, calib_utts), cfg)
+    if calib is not None and kind != "pair":
+        calib = _calibrate(model, calib, cfg)
         extra["calibration"] = calib.to_dict()
         metrics["calibration_trials"] = calib.n_target + calib.n_nontarget
     folder = save_model(
         out / "model", model, config=cfg, metrics=metrics, extra=extra,
         card=ModelCard(task=f"speaker verification ({cfg.model.kind} model)",
-                       data=card_data or f"{cfg.data.train}: {len(waves.speakers)} speakers, {len(waves)} utterances",
+                       data=card_data or f"{cfg.data.train}: {speakers} speakers, {n_utts} utterances",
                        licence=licence),
     )
     return {"model": folder, "train_seconds": train_seconds, "extra": extra}
