@@ -81,12 +81,7 @@ def load_image(path: str | Path) -> np.ndarray:
     :class:`FacevoxError` when the file is missing, is not an image, or is truncated.
     """
     path = Path(path)
-    if not path.exists():
-        raise FacevoxError("file not found", where=path)
-    if not path.is_file():
-        raise FacevoxError("not a file", where=path)
-    if path.stat().st_size == 0:
-        raise FacevoxError("empty file (0 bytes)", where=path)
+    _check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides, below
@@ -103,14 +98,50 @@ def load_image(path: str | Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise FacevoxError("cannot decode: not an image file or an unsupported format", where=path) from None
     except (OSError, SyntaxError, ValueError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
-        if "truncated" in reason.lower():
-            reason = "truncated image file"
-        raise FacevoxError(f"cannot decode: {reason}", where=path) from None
+        raise _decode_error(path, err) from None
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise FacevoxError(f"decoded to an unusable shape {arr.shape}", where=path)
     return arr
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from an image's header alone; a missing, empty or non-image file or a
+    decompression bomb raises as :func:`load_image` would (a truncated body is found only when the
+    image is decoded)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                size = img.size
+    except Image.DecompressionBombError:
+        raise _bomb(path, None) from None
+    except UnidentifiedImageError:
+        raise FacevoxError("cannot decode: not an image file or an unsupported format", where=path) from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise _decode_error(path, err) from None
+    if size[0] * size[1] > MAX_PIXELS:
+        raise _bomb(path, size)
+    return size
+
+
+def _check_file(path: Path) -> None:
+    """The checks before any decoding: the path exists, is a file and is not empty."""
+    if not path.exists():
+        raise FacevoxError("file not found", where=path)
+    if not path.is_file():
+        raise FacevoxError("not a file", where=path)
+    if path.stat().st_size == 0:
+        raise FacevoxError("empty file (0 bytes)", where=path)
+
+
+def _decode_error(path: Path, err: Exception) -> FacevoxError:
+    reason = " ".join(str(err).split()) or type(err).__name__
+    if "truncated" in reason.lower():
+        reason = "truncated image file"
+    return FacevoxError(f"cannot decode: {reason}", where=path)
 
 
 def list_image_files(root: str | Path) -> list[Path]:

@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from facevox.checkpoint import ModelCard, save_model
-from facevox.datasets.checks import check_each, check_image_header
+from facevox.datasets.checks import check_each
 from facevox.datasets.index import FileIndex, use_memory
 from facevox.datasets.shards import is_shard_source
 from facevox.errors import FacevoxError, naming
+from facevox.image.io import image_size
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
@@ -116,7 +117,7 @@ def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str 
         n_images = len(kept)
     else:  # headers checked now, every crop decoded in the DataLoader workers
         names = [n for n, files in identities.items() for _ in files]
-        keep = check_each(paths, check_image_header, cfg.data.skip_bad, "image")
+        keep = check_each(paths, image_size, cfg.data.skip_bad, "image")
         index = FileIndex.build([paths[i] for i in keep], [names[i] for i in keep], classes=list(identities))
         del paths, names
         dataset = LazyFaceImages(index, size, cfg.data.flip, cfg.data.skip_bad)

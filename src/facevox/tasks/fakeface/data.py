@@ -236,10 +236,11 @@ def load_prepared(index: FileIndex, labels: np.ndarray, i: int, size: int, mask:
 
 def image_index(items: Sequence[LabelledImage], skip_bad: bool) -> FileIndex:
     """A compact index of ``items`` whose headers check out (bad ones raise, or are skipped and listed)."""
-    from facevox.datasets.checks import check_each, check_image_header
+    from facevox.datasets.checks import check_each
     from facevox.datasets.index import FileIndex
+    from facevox.image.io import image_size
 
-    keep = check_each([it.path for it in items], check_image_header, skip_bad, "image")
+    keep = check_each([it.path for it in items], image_size, skip_bad, "image")
     return FileIndex.build([items[i].path for i in keep], [CLASSES[items[i].label] for i in keep], classes=CLASSES)
 
 
