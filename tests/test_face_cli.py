@@ -56,8 +56,10 @@ def test_face_cli_end_to_end(tmp_path):
     done = facevox("face", "eval", str(tmp_path / "pairs.txt"), "--root", str(aligned), "--model", str(model),
                    "--identify", str(aligned), "--out", str(tmp_path / "eval"))
     assert done.returncode == 0, done.stderr
-    assert "10-fold accuracy" in done.stdout and "rank-1" in done.stdout
+    assert "2-fold accuracy" in done.stdout and "10-fold" not in done.stdout and "rank-1" in done.stdout
+    assert "warning: TAR@FAR=0.001 from 10 non-target trials (fewer than 10/FAR = 10000): not reliable" in done.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert any(w.startswith("TAR@FAR=0.01 from 10 non-target") for w in metrics["warnings"])
     assert metrics["n_folds"] == 2 and 0 <= metrics["kfold_accuracy"] <= 1
     assert set(metrics["identification"]) >= {"rank1", "dir", "gallery_identities"}
     assert "Accuracy per fold" in (tmp_path / "eval" / "report.html").read_text()

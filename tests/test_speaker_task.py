@@ -432,20 +432,21 @@ def test_cli_trials_with_nearest_hard_negatives(corpus, tiny_model, tmp_path):
 
 
 def test_far_threshold_never_exceeds_the_target():
-    from facevox.tasks.speaker.scoring import far_threshold
+    from facevox.metrics import threshold_at_far
+    from facevox.tasks.speaker.scoring import fit_calibration
 
     rng = np.random.default_rng(0)
     for n in (7, 50, 99, 1000):
         non = rng.normal(size=n)
         for far in (0.0, 0.01, 0.05, 0.5, 1.0):
-            t = far_threshold(non, far)
+            t = threshold_at_far(non, far)
             assert np.mean(non >= t) <= far + 1e-12
             # and it is the lowest such threshold: one step lower accepts one more non-target too many
             lower = np.max(non[non < t]) if np.any(non < t) else None
             if lower is not None:
                 assert np.mean(non >= lower) > far
-    with pytest.raises(FacevoxError, match="target_far"):
-        far_threshold(np.zeros(3), 1.5)
+    with pytest.raises(FacevoxError, match="scoring.target_far"):
+        fit_calibration(np.r_[np.zeros(3), np.ones(3)], np.r_[np.zeros(3), np.ones(3)], 1.5)
 
 
 def test_eval_option_and_file_errors_come_first(corpus, tiny_model, tmp_path):

@@ -28,14 +28,18 @@ import torch.nn.functional as F
 
 from facevox.errors import FacevoxError
 
+VERIFICATION_FARS = (1e-2, 1e-3)  # the false accept rates TAR is reported at by default
 __all__ = [
     "KFoldResult",
     "accuracy_at",
     "average_precision",
+    "VERIFICATION_FARS",
     "best_accuracy",
+    "cllr",
     "det_points",
     "eer",
     "expected_calibration_error",
+    "far_support_warnings",
     "kfold_accuracy",
     "min_dcf",
     "psnr",
@@ -44,6 +48,7 @@ __all__ = [
     "ssim",
     "tar_at_far",
     "tar_at_fars",
+    "threshold_at_far",
     "verification_metrics",
 ]
 
@@ -258,11 +263,15 @@ def _best_accuracy(c: _Curve) -> tuple[float, float]:
     return float(correct[i] / n), float(threshold)
 
 
+def _far_index(fpr: np.ndarray, far: float) -> int:
+    """The one FAR rule of this module: the index of the last (largest) accept set along the curve whose
+    false accept rate ``fps / n_neg`` is still ``<= far``; the +inf point (index 0) always is."""
+    return int(np.searchsorted(fpr, far, side="right")) - 1
+
+
 def _tar_at_far(c: _Curve, far: float, fpr: np.ndarray | None = None) -> tuple[float, float]:
-    # last (largest) accept set whose false accept rate is still <= far; the +inf point always is.
     # ``fpr`` lets callers asking for several rates compute c.fpr() once.
-    fpr = c.fpr() if fpr is None else fpr
-    i = int(np.searchsorted(fpr, far, side="right")) - 1
+    i = _far_index(c.fpr() if fpr is None else fpr, far)
     return float(c.tps[i] / c.n_pos), float(c.thresholds[i])
 
 
@@ -446,6 +455,12 @@ def tar_at_far(scores: Any, labels: Any, far: float) -> tuple[float, float]:
     returns ``(tar, threshold)``.  When even the highest score lets too many non-targets in, that
     is the "accept nothing" point: ``(0.0, inf)``.
     scores: (N,) floats; labels: (N,) 0/1, both classes present; far in [0, 1].
+
+    The accept set is chosen by the same rule as :func:`threshold_at_far` (so both accept the same
+    non-targets), but the threshold reported differs on purpose: here it is the operating point's own
+    score (the lowest accepted score, target or not, as ``sklearn.metrics.roc_curve`` reports it),
+    which is what a TAR@FAR table quotes; :func:`threshold_at_far` returns the lowest value that
+    still rejects the highest rejected non-target, the threshold to store for scoring unseen trials.
     """
     f = _check_prob(far, "far", open_interval=False)
     return _tar_at_far(_curve(*_scores_labels(scores, labels)), f)
@@ -459,11 +474,72 @@ def tar_at_fars(scores: Any, labels: Any, fars: Sequence[float]) -> dict[float, 
     return {f: _tar_at_far(c, f, fpr)[0] for f in checked}
 
 
+def threshold_at_far(nontarget_scores: Any, far: float, *, name: str = "far") -> float:
+    """The lowest threshold whose false accept rate (share of non-target scores ``>=`` it) is ``<= far``.
+
+    Args:
+        nontarget_scores: (N,) finite floats of non-target trials.  An empty array gives ``0.0``.
+        far: the false accept rate allowed, in [0, 1].
+        name: what a bad ``far`` is blamed on (the ``where`` of the error), e.g. ``scoring.target_far``.
+
+    Returns:
+        When every non-target may be accepted, the lowest non-target score; otherwise the float just
+        above the highest non-target score that must be rejected (ties are rejected together).  The
+        accept set is chosen by the same rule as :func:`tar_at_far`.
+    """
+    f = float(far)
+    if not 0.0 <= f <= 1.0:
+        raise FacevoxError(f"must be in [0, 1], got {far}", name)
+    a = _to_numpy(nontarget_scores, "nontarget_scores")
+    if a.size == 0:
+        return 0.0
+    s = _as_scores(a, "nontarget_scores")
+    c = _curve(s, np.zeros(s.shape[0], dtype=np.bool_), need_pos=False)
+    i = _far_index(c.fpr(), f)
+    if i == c.thresholds.shape[0] - 1:  # everything may be accepted
+        return float(c.thresholds[i])
+    return float(np.nextafter(c.thresholds[i + 1], np.inf))  # just above the highest rejected score
+
+
+def far_support_warnings(n_nontarget: int, fars: Sequence[float]) -> list[str]:
+    """One line per false accept rate that ``n_nontarget`` non-target trials cannot measure reliably.
+
+    A TAR@FAR from fewer than ``10 / far`` non-target trials rests on fewer than 10 false accepts.
+    Lines read ``TAR@FAR=0.001 from 500 non-target trials (fewer than 10/FAR = 10000): not reliable``
+    (print them with a ``warning: `` prefix).  ``far = 0`` is never warned about (no count suffices).
+    """
+    out = []
+    for far in fars:
+        f = float(far)
+        if f > 0 and n_nontarget < 10.0 / f:
+            out.append(f"TAR@FAR={f:g} from {int(n_nontarget)} non-target trials "
+                       f"(fewer than 10/FAR = {10.0 / f:g}): not reliable")
+    return out
+
+
+def cllr(scores_llr: Any, labels: Any) -> float:
+    """Log-likelihood-ratio cost in bits (Brümmer & du Preez 2006; BOSARIS ``cllr``).
+
+    ``Cllr = 1/(2 ln 2) * (mean_tar log(1 + exp(-llr)) + mean_non log(1 + exp(llr)))``: 1.0 for a
+    system that always says llr = 0, 0 for perfectly separated, confident llrs.
+
+    Args:
+        scores_llr: (N,) natural-log likelihood ratios.  labels: (N,) 0/1, both classes present.
+    """
+    s, y = _scores_labels(scores_llr, labels)
+    if not y.any():
+        raise FacevoxError("labels contain no targets (1s); this metric needs both classes")
+    if y.all():
+        raise FacevoxError("labels contain no non-targets (0s); this metric needs both classes")
+    s = s.astype(np.float64)
+    return float((np.mean(np.logaddexp(0.0, -s[y])) + np.mean(np.logaddexp(0.0, s[~y]))) / (2.0 * math.log(2.0)))
+
+
 def verification_metrics(
     scores: Any,
     labels: Any,
     p_targets: Sequence[float] = (0.01, 0.05),
-    fars: Sequence[float] = (1e-2, 1e-3),
+    fars: Sequence[float] = VERIFICATION_FARS,
 ) -> dict[str, float]:
     """All verification metrics from one curve (one sorting pass), as a JSON-ready dict of floats/ints.
 

@@ -51,7 +51,7 @@ def _eval(args: argparse.Namespace) -> None:
                         workers=args.workers, batch_size=args.batch_size, skip_bad=args.skip_bad,
                         embeddings=args.embeddings)
     m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify)
-    print(f"10-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
+    print(f"{m['n_folds']}-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
           f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
     if "identification" in m:
         i = m["identification"]
@@ -144,7 +144,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
         p.add_argument("--skip-bad", action="store_true",
                        help="leave out images that cannot be read (listed on stderr) instead of stopping")
 
-    p = sub.add_parser("eval", help="LFW protocol: 10-fold accuracy, EER, TAR@FAR, report",
+    p = sub.add_parser("eval", help="LFW protocol: k-fold accuracy (folds from the pairs file), EER, TAR@FAR, report",
                        description="Score an LFW-format pairs file of aligned crops.")
     p.add_argument("pairs", help="pairs file (LFW pairs.txt format)")
     p.add_argument("--root", required=True, help="folder per identity the pairs refer to (aligned crops)")

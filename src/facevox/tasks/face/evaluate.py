@@ -14,7 +14,7 @@ from facevox.errors import FacevoxError
 from facevox.fileio import report_skipped
 from facevox.identification import dir_at_far_from_best, rank_k_from_top, templates
 from facevox.image.io import load_image
-from facevox.metrics import kfold_accuracy, tar_at_fars
+from facevox.metrics import VERIFICATION_FARS, far_support_warnings, kfold_accuracy, tar_at_fars
 from facevox.outdir import prepare_output
 from facevox.report import Table, verification_report
 from facevox.scores import check_finite_scores
@@ -24,7 +24,7 @@ from facevox.verification.extract import check_one_process
 from facevox.verification.store import model_fingerprint, store_fingerprint
 
 Embed = Callable[[Sequence[np.ndarray]], np.ndarray]  # aligned uint8 crops -> (N, D) unit embeddings
-FARS = (1e-2, 1e-3)
+FARS = VERIFICATION_FARS
 
 
 class FaceScorer:
@@ -102,7 +102,8 @@ class FaceScorer:
 
 def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, scorer: FaceScorer,
                    identify_root: str | Path | None = None) -> dict[str, Any]:
-    """10-fold accuracy (threshold from the other 9 folds), EER, ROC-AUC, TAR@FAR; report in OUT."""
+    """K-fold accuracy (K from the pairs file; each threshold from the other folds), EER, ROC-AUC, TAR@FAR; report
+    in OUT. TAR@FAR from fewer than 10/FAR non-target pairs is warned about on stderr and in ``warnings``."""
     check_one_process("face")
     prepare_output(out)  # a wrong --out fails now, not after the embedding
     pairs = read_pairs(pairs_file, root)
@@ -121,6 +122,11 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
     tars = tar_at_fars(scores, labels, FARS)
     extra: dict[str, Any] = {"kfold_accuracy": k.mean, "kfold_std": k.std, "n_folds": len(k.accuracies),
                              **{f"tar_at_far_{f:g}": t for f, t in tars.items()}}
+    warnings = far_support_warnings(int(np.sum(labels == 0)), FARS)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if warnings:
+        extra["warnings"] = warnings
     tables = [Table("Accuracy per fold (threshold chosen on the other folds)", ("fold", "accuracy", "threshold"),
                     [(i + 1, a, t) for i, (a, t) in enumerate(zip(k.accuracies, k.thresholds, strict=True))])]
     if identify_root:

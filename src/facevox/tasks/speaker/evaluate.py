@@ -19,6 +19,7 @@ from facevox.audio.io import load_audio
 from facevox.checkpoint import read_model_folder
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text, report_skipped
+from facevox.metrics import VERIFICATION_FARS, cllr, far_support_warnings
 from facevox.outdir import output_dir, prepare_output
 from facevox.report import verification_report
 from facevox.scores import check_finite_scores
@@ -235,12 +236,15 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
         extra["threshold"] = cal.threshold
         extra["far_at_threshold"] = float(np.mean(accept[labels == 0]))
         extra["frr_at_threshold"] = float(np.mean(~accept[labels == 1]))
-        llr = cal.llr(scores)
-        extra["cllr"] = float(0.5 / np.log(2) * (np.mean(np.logaddexp(0, -llr[labels == 1]))
-                                                 + np.mean(np.logaddexp(0, llr[labels == 0]))))
+        extra["cllr"] = cllr(cal.llr(scores), labels) if 0 < labels.sum() < len(labels) else float("nan")
         notes.append(f"Stored threshold {cal.threshold:.4f} was chosen for FAR {cal.target_far:g} on "
                      f"{cal.n_target + cal.n_nontarget} held-out trials; "
                      "cllr measures the calibration (lower is better).")
+    warnings = far_support_warnings(int(np.sum(labels == 0)), VERIFICATION_FARS)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if warnings:
+        extra["warnings"] = warnings
     with output_dir(out, "speaker eval") as staged:  # scores.txt and the report as one unit
         atomic_write_text(staged / "scores.txt", "".join(f"{t.a} {t.b} {s:.6f} {'target' if t.label else 'nontarget'}\n"
                                                          for t, s in zip(trials, scores, strict=True)))

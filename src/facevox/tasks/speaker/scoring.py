@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from facevox.audio.features import fixed_windows
-from facevox.errors import FacevoxError
+from facevox.metrics import threshold_at_far
 from facevox.precision import autocast, resolve_device, resolve_precision
 from facevox.tasks.speaker.corpus import Trial
 from facevox.verification.extract import Extract, embed_paths, extract_waves, extract_waves_each
@@ -165,19 +165,6 @@ class Calibration:
         return dict(vars(self))
 
 
-def far_threshold(nontarget: np.ndarray, target_far: float) -> float:
-    """The lowest threshold whose false-accept rate (share of non-target scores >= it) is <= ``target_far``."""
-    if not 0.0 <= target_far <= 1.0:
-        raise FacevoxError(f"must be in [0, 1], got {target_far}", "scoring.target_far")
-    desc = np.sort(np.asarray(nontarget, float))[::-1]
-    if len(desc) == 0:
-        return 0.0
-    k = int(np.floor(target_far * len(desc) + 1e-9))  # at most k non-targets may be accepted
-    if k >= len(desc):
-        return float(desc[-1])
-    return float(np.nextafter(desc[k], np.inf))  # just above the (k+1)-th highest: it is rejected
-
-
 def fit_calibration(scores: np.ndarray, labels: np.ndarray, target_far: float) -> Calibration:
     """Fit the calibration and the threshold for ``target_far`` on development trials."""
     from scipy.optimize import minimize
@@ -189,7 +176,7 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, target_far: float) -
         return 0.5 * np.mean(np.logaddexp(0, -(p[0] * tar + p[1]))) + 0.5 * np.mean(np.logaddexp(0, p[0] * non + p[1]))
 
     res = minimize(objective, x0=np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
-    threshold = far_threshold(non, target_far)
+    threshold = threshold_at_far(non, target_far, name="scoring.target_far")
     return Calibration(float(res.x[0]), float(res.x[1]), threshold, target_far, len(tar), len(non))
 
 
