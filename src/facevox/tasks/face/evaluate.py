@@ -123,8 +123,6 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
     extra: dict[str, Any] = {"kfold_accuracy": k.mean, "kfold_std": k.std, "n_folds": len(k.accuracies),
                              **{f"tar_at_far_{f:g}": t for f, t in tars.items()}}
     warnings = far_support_warnings(int(np.sum(labels == 0)), FARS)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
     if warnings:
         extra["warnings"] = warnings
     tables = [Table("Accuracy per fold (threshold chosen on the other folds)", ("fold", "accuracy", "threshold"),
@@ -138,6 +136,8 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
     notes = [f"scorer: {scorer.name}", f"pairs: {pairs_file} ({len(pairs)} pairs)"]
     m = verification_report(scores, labels, out, title="Face verification", extra_metrics=extra, notes=notes,
                             tables=tables)
+    for w in warnings:  # after the results are written: an error before then stays the only line
+        print(f"warning: {w}", file=sys.stderr)
     return m
 
 

@@ -241,8 +241,6 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
                      f"{cal.n_target + cal.n_nontarget} held-out trials; "
                      "cllr measures the calibration (lower is better).")
     warnings = far_support_warnings(int(np.sum(labels == 0)), VERIFICATION_FARS)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
     if warnings:
         extra["warnings"] = warnings
     with output_dir(out, "speaker eval") as staged:  # scores.txt and the report as one unit
@@ -250,6 +248,8 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
                                                          for t, s in zip(trials, scores, strict=True)))
         metrics = verification_report(scores, labels, staged, title=f"Speaker verification: {scorer.name}",
                                       extra_metrics=extra, notes=notes)
+    for w in warnings:  # after the results are written: an error before then stays the only line
+        print(f"warning: {w}", file=sys.stderr)
     print(f"EER {100 * metrics['eer']:.2f}%  minDCF(0.01) {metrics['min_dcf_0.01']:.4f}  "
           f"({metrics['n_target']} target, {metrics['n_nontarget']} non-target trials)", file=sys.stdout)
     return metrics
