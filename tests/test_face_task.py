@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from facevox.errors import FacevoxError
-from facevox.identification import dir_at_far, rank_k_accuracy, templates
 from facevox.metrics import kfold_accuracy
 from facevox.tasks.face.pairs import make_pairs, read_identities, read_pairs, write_pairs
+from facevox.verification.identification import dir_at_far, rank_k_accuracy, templates
 
 
 def make_tree(root, people: int = 4, per: int = 4, lfw_names: bool = False) -> None:

@@ -19,8 +19,9 @@ from facevox.errors import FacevoxError
 from facevox.tasks.speaker.config import SpeakerConfig
 from facevox.tasks.speaker.corpus import Corpus, Utterance, make_trials, read_corpus, read_trials, write_trials
 from facevox.tasks.speaker.datasets import CropDataset, Waves, split_calibration
-from facevox.tasks.speaker.scoring import as_norm, embed_files, fit_calibration
+from facevox.tasks.speaker.scoring import embed_files
 from facevox.verification import EmbeddingStore
+from facevox.verification.calibration import fit_calibration
 from test_speaker_nets import TINY as TINY_SIZES
 
 RECIPES = Path(__file__).resolve().parent.parent / "src" / "facevox" / "recipes" / "speaker"
@@ -99,14 +100,22 @@ def test_fit_calibration_gaussian_known_answer():
     assert float(cal.probability(0.0)) == pytest.approx(0.5, abs=0.02)
 
 
+def as_norm(raw, a, b, cohort, top_k):
+    from facevox.verification import as_norm_pairs, cohort_stats
+
+    emb = np.concatenate([a, b])
+    mu, sd = cohort_stats(emb, cohort, top_k)
+    ia, ib = np.arange(len(a)), np.arange(len(a), 2 * len(a))
+    return as_norm_pairs(raw, ia, ib, mu, sd)
+
+
 def test_as_norm_removes_a_per_speaker_offset():
     rng = np.random.default_rng(0)
     cohort = rng.normal(size=(50, 16))
     a, b = rng.normal(size=(4, 16)), rng.normal(size=(4, 16))
     raw = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     normed = as_norm(raw, a, b, cohort, top_k=10)
-    # shifting every score of the same trials by a constant is undone only in part, but the
-    # normalisation is affine in the raw score for fixed embeddings:
+    # the normalisation is affine and increasing in the raw score for fixed embeddings:
     shifted = as_norm(raw + 0.1, a, b, cohort, top_k=10)
     assert np.all(shifted > normed)
     assert np.allclose(as_norm(raw, a, b, cohort, top_k=1000), as_norm(raw, a, b, cohort, top_k=50))
@@ -194,7 +203,7 @@ def test_cli_train_trials_eval_verify(corpus, tmp_path):
     done = facevox("speaker", "verify", str(a), str(b), "--model", str(model), "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result) >= {"score", "same", "threshold", "probability"} and 0 <= result["probability"] <= 1
+    assert set(result) >= {"score", "same", "threshold", "p_same"} and 0 <= result["p_same"] <= 1
     assert result["same"] == (result["score"] >= result["threshold"])
     done = facevox("speaker", "verify", str(a), str(a), "--model", str(model), cwd=tmp_path)
     assert done.returncode == 0 and "decision same speaker" in done.stdout and "score 1.0000" in done.stdout
@@ -433,7 +442,7 @@ def test_cli_trials_with_nearest_hard_negatives(corpus, tiny_model, tmp_path):
 
 def test_far_threshold_never_exceeds_the_target():
     from facevox.metrics import threshold_at_far
-    from facevox.tasks.speaker.scoring import fit_calibration
+    from facevox.verification.calibration import fit_calibration
 
     rng = np.random.default_rng(0)
     for n in (7, 50, 99, 1000):

@@ -68,7 +68,7 @@ def test_threshold_at_far_errors_name_the_setting():
 
 
 def test_speaker_calibration_uses_threshold_at_far():
-    from facevox.tasks.speaker.scoring import fit_calibration
+    from facevox.verification.calibration import fit_calibration
 
     rng = np.random.default_rng(0)
     labels = np.r_[np.ones(50), np.zeros(200)].astype(int)

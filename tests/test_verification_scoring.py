@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facevox.identification import dir_at_far, dir_at_far_from_best, rank_k_accuracy, rank_k_from_top, templates
-from facevox.tasks.speaker.scoring import as_norm
 from facevox.verification import as_norm_pairs, cohort_stats, cosine_pairs, index_pairs, top_k, unit
+from facevox.verification.identification import (
+    dir_at_far,
+    dir_at_far_from_best,
+    rank_k_accuracy,
+    rank_k_from_top,
+    templates,
+)
 from facevox.verification.scoring import faiss_available
 
 
@@ -27,6 +32,30 @@ def test_chunked_cosine_equals_per_trial():
     a, b = emb[ia], emb[ib]
     per_trial = np.sum(unit(a) * unit(b), axis=1)
     np.testing.assert_allclose(cosine_pairs(emb, ia, ib, chunk=7), per_trial, rtol=1e-6, atol=1e-7)
+
+
+def as_norm(scores, emb_a, emb_b, cohort, top_k):
+    """AS-norm1 written per trial, as in the paper: each side's top-k cohort cosines, mean and std."""
+    def stats(e):
+        s = unit(e) @ unit(cohort).T
+        top = -np.sort(-s, axis=1)[:, : min(top_k, s.shape[1])]
+        return top.mean(1), top.std(1) + 1e-8
+
+    (mu_a, sd_a), (mu_b, sd_b) = stats(emb_a), stats(emb_b)
+    return 0.5 * ((scores - mu_a) / sd_a + (scores - mu_b) / sd_b)
+
+
+def test_as_norm_hand_computed():
+    # one trial, a cohort of 3, top 2: cohort cosines of a are (1, 0, -1) -> top 2 (1, 0): mean 0.5,
+    # std 0.5; of b (0, 1, 0) -> (1, 0): mean 0.5, std 0.5; raw cosine a.b = 0 -> 0.5 * (-1 + -1) = -1
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    cohort = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    emb = np.stack([a, b])
+    mu, sd = cohort_stats(emb, cohort, 2)
+    np.testing.assert_allclose(mu, [0.5, 0.5])
+    np.testing.assert_allclose(sd, [0.5 + 1e-8, 0.5 + 1e-8])
+    out = as_norm_pairs(np.array([0.0]), np.array([0]), np.array([1]), mu, sd)
+    np.testing.assert_allclose(out, [-1.0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("top", [1, 10, 1000])

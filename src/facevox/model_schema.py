@@ -81,6 +81,12 @@ def or_null(f: Field) -> Field:
     return Field(lambda v: v is None or f.check(v), f"{f.expect} or null", f.required)
 
 
+CALIBRATION = {  # facevox.verification.calibration.Calibration.to_dict()
+    "calibration": MAPPING,
+    **{f"calibration.{k}": NUMBER.needed() for k in ("a", "b", "threshold", "target_far")},
+    **{f"calibration.{k}": COUNT.needed() for k in ("n_target", "n_nontarget")},
+}
+
 # What each task's commands read from extra.json (dotted keys lie inside an object; a required
 # one is required when its object is there). Keys not listed are not read, so not checked.
 EXTRA_SCHEMAS: dict[str, dict[str, Field]] = {
@@ -89,9 +95,7 @@ EXTRA_SCHEMAS: dict[str, dict[str, Field]] = {
         "scoring": MAPPING,
         "scoring.window_seconds": Field(lambda v: _is_num(v) and v >= 0, "a number >= 0"),
         "scoring.max_seconds": Field(lambda v: _is_num(v) and v > 0, "a number > 0"),
-        "calibration": MAPPING,
-        **{f"calibration.{k}": NUMBER.needed() for k in ("a", "b", "threshold", "target_far")},
-        **{f"calibration.{k}": COUNT.needed() for k in ("n_target", "n_nontarget")},
+        **CALIBRATION,
     },
     "fakeface": {
         "load_size": SIZE,
@@ -109,6 +113,7 @@ EXTRA_SCHEMAS: dict[str, dict[str, Field]] = {
         "flip": BOOL,
         "loss": TEXT,
         "threshold": or_null(NUMBER),
+        **CALIBRATION,
     },
     "invert": {
         "nz": SIZE.needed(),

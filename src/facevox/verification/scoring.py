@@ -20,6 +20,19 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
+SIMILARITIES = ("cosine", "euclidean")
+
+
+def pair_similarity(ea: np.ndarray, eb: np.ndarray, similarity: str = "cosine") -> np.ndarray:
+    """Row-wise similarity of two (N, D) arrays (or two (D,) vectors), higher = more alike: the cosine, or minus the
+    Euclidean distance (``"euclidean"``: dlib's face model, trained for a distance of 0.6)."""
+    if similarity == "cosine":
+        return np.sum(unit(np.asarray(ea, np.float64)) * unit(np.asarray(eb, np.float64)), axis=-1)
+    if similarity == "euclidean":
+        return -np.linalg.norm(np.asarray(ea, np.float64) - np.asarray(eb, np.float64), axis=-1)
+    raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+
+
 def index_pairs(a: Sequence[str], b: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Unique names of both sides (first-seen order) and each trial's two rows into them."""
     index: dict[str, int] = {}

@@ -72,6 +72,8 @@ def _verify(args: argparse.Namespace) -> None:
     line = f"score {result['score']:.4f}"
     if result.get("threshold") is not None:
         line += f"  decision: {'same' if result['same'] else 'different'} person (threshold {result['threshold']:.4f})"
+    if "p_same" in result:
+        line += f"  P(same) {result['p_same']:.3f}"
     else:
         line += "  (no threshold: give --threshold, e.g. the EER threshold from face eval's metrics.json)"
     print(line)
@@ -127,10 +129,12 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--seed", type=ranged_arg(int, **SEED), default=0)
     p.set_defaults(handler=_pairs)
 
-    def scorer_args(p: argparse.ArgumentParser) -> None:
+    def scorer_args(p: argparse.ArgumentParser, default: str = "model") -> None:
         p.add_argument("--model", help="model folder (OUT/model of face train)")
-        p.add_argument("--backend", default="model", choices=["model", "dlib"],
-                       help="'dlib': dlib's pretrained face recognition model (pip install \"facevox[face-baseline]\")")
+        p.add_argument("--backend", default=default, choices=["auto", "model", "dlib"],
+                       help="'dlib': dlib's pretrained face recognition model with facevox's calibration (pip install "
+                            "\"facevox[face-baseline]\"); 'auto': the model folder if --model is given, else dlib "
+                            f"(default: {default})")
 
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
@@ -165,8 +169,9 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.set_defaults(handler=_embed)
 
     p = sub.add_parser("verify", help="are two photos the same person?",
-                       description="Detect and align the face in each photo (unless --aligned); print score "
-                       "and decision.")
+                       description="Detect and align the face in each photo (unless --aligned); print score, "
+                       "decision and P(same). With no --model, dlib's pretrained model decides with the threshold and "
+                       "calibration facevox fitted on ORL (docs/model_cards/dlib.md).")
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--aligned", action="store_true", help="the photos are aligned face crops")
@@ -174,6 +179,6 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                    help="decision threshold (default: the model's, if it has one)")
     p.add_argument("--json", action="store_true")
     detector_arg(p)
-    scorer_args(p)
+    scorer_args(p, default="auto")
     device_args(p)
     p.set_defaults(handler=_verify)

@@ -12,23 +12,26 @@ import numpy as np
 
 from facevox.errors import FacevoxError
 from facevox.fileio import report_skipped
-from facevox.identification import dir_at_far_from_best, rank_k_from_top, templates
 from facevox.image.io import load_image
 from facevox.metrics import VERIFICATION_FARS, far_support_warnings, kfold_accuracy, tar_at_fars
 from facevox.outdir import prepare_output
 from facevox.report import Table, verification_report
 from facevox.scores import check_finite_scores
 from facevox.tasks.face.pairs import read_identities, read_pairs
-from facevox.verification import EmbeddingStore, embed_paths, extract_images, top_k
+from facevox.verification import EmbeddingStore, embed_paths, extract_images
+from facevox.verification.calibration import Calibration, backend_calibration
 from facevox.verification.extract import check_one_process
+from facevox.verification.identification import dir_at_far_from_best, rank_k_from_top
 from facevox.verification.store import model_fingerprint, store_fingerprint
+from facevox.verification.verifier import Verifier
 
 Embed = Callable[[Sequence[np.ndarray]], np.ndarray]  # aligned uint8 crops -> (N, D) unit embeddings
 FARS = VERIFICATION_FARS
 
 
-class FaceScorer:
-    """Embeds aligned face crops with a model folder or dlib's model, and scores pairs of them.
+class FaceScorer(Verifier):
+    """Embeds aligned face crops with a model folder or dlib's model, on the shared verification
+    layer (:class:`facevox.verification.verifier.Verifier`: similarity, decision, identification).
 
     Scores are cosine similarities (model) or minus the Euclidean distance (dlib, whose model is
     trained for a distance threshold of 0.6); higher means "same person" either way.
@@ -37,6 +40,8 @@ class FaceScorer:
     def __init__(self, model: str | Path | None = None, backend: str = "model", precision: str = "fp32",
                  use: str = "face scoring", *, device: str = "auto", workers: int = 0, batch_size: int = 64,
                  skip_bad: bool = False, embeddings: str | Path | None = None) -> None:
+        if backend == "auto":  # a model folder when one is given, else dlib's pretrained model
+            backend = "model" if model else "dlib"
         self.backend = backend
         self.workers, self.batch_size, self.skip_bad, self.embeddings = workers, batch_size, skip_bad, embeddings
         self.size: tuple[int, int] | None = None  # crops are resized to it in the loader workers
@@ -48,7 +53,9 @@ class FaceScorer:
 
             self.embed: Embed = DlibEmbedder().embed
             self.name = "dlib face recognition ResNet (pretrained, as shipped)"
-            self.threshold = -0.6
+            self.similarity = "euclidean"
+            self.calibration = backend_calibration("dlib")
+            self.threshold = None if self.calibration is not None else -0.6  # dlib's own distance of 0.6
             self.store_key = store_fingerprint("dlib", {})
         elif backend == "model":
             if not model:
@@ -66,13 +73,21 @@ class FaceScorer:
             self.store_key = store_fingerprint(model_fingerprint(folder.model), embedder.settings)
             self.name = f"{model} ({folder.spec['name']}, {extra.get('loss', '?')} loss)"
             self.threshold = extra.get("threshold")
+            if "calibration" in extra:
+                self.calibration = Calibration.from_dict(extra["calibration"])
         else:
-            raise FacevoxError(f"unknown backend '{backend}'; valid: model, dlib", "--backend")
+            raise FacevoxError(f"unknown backend '{backend}'; valid: auto, model, dlib", "--backend")
 
-    def score(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
-        if self.backend == "dlib":
-            return -np.linalg.norm(ea - eb, axis=-1)
-        return np.sum(ea * eb, axis=-1)
+    def embed_paths(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings (n, D) of aligned crops and which were read (n,) bool (see :meth:`embed_files`)."""
+        emb = self.embed_files(paths)
+        ok = np.array([Path(p) in emb for p in paths], dtype=bool)
+        dim = next(iter(emb.values())).shape[-1] if emb else 1
+        out = np.zeros((len(paths), dim), dtype=np.float64)
+        for i, p in enumerate(paths):
+            if ok[i]:
+                out[i] = emb[Path(p)]
+        return out, ok
 
     def embed_files(self, paths: Sequence[Path], progress: bool = True) -> dict[Path, np.ndarray]:
         """Embeddings of aligned crops, each decoded and embedded once per scorer (pairs and
@@ -156,15 +171,9 @@ def identify(root: str | Path, scorer: FaceScorer, enrolled_fraction: float = 0.
     emb = scorer.embed_files([p for _, p in gallery + probes])
     gallery = [(n, p) for n, p in gallery if p in emb]
     probes = [(n, p) for n, p in probes if p in emb]
-    if scorer.backend == "dlib":  # Euclidean model: templates by mean embedding, scored by -distance
-        t_names = sorted({n for n, _ in gallery})
-        t = np.stack([np.mean([emb[p] for n, p in gallery if n == m], axis=0) for m in t_names])
-        metric = "l2"
-    else:
-        t, t_names = templates(np.stack([emb[p] for _, p in gallery]), [n for n, _ in gallery])
-        metric = "ip"
-    # a top-1 search of the templates: no (probes x templates) score matrix, faiss when installed
-    best, best_index = top_k(np.stack([emb[p] for _, p in probes]), t, 1, metric=metric)
+    # templates per identity and a top-1 search of them: no (probes x templates) matrix, faiss when installed
+    best, best_index, t_names = scorer.search(np.stack([emb[p] for _, p in probes]),
+                                              np.stack([emb[p] for _, p in gallery]), [n for n, _ in gallery], 1)
     probe_ids = [n for n, _ in probes]
     mated = [i for i, n in enumerate(probe_ids) if n in t_names]
     rank1 = rank_k_from_top(best_index[mated], [probe_ids[i] for i in mated], t_names, k=1)
@@ -189,13 +198,11 @@ def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, bac
     ea, eb = scorer.embed(crops)
     score = float(scorer.score(ea, eb))
     check_finite_scores([score], [f"{a} and {b}"], scorer.where)
-    thr = threshold if threshold is not None else scorer.threshold
-    if thr is not None and not np.isfinite(thr):
-        raise FacevoxError(f"the threshold must be a finite number, got {thr}", "--threshold")
-    result: dict[str, Any] = {"a": str(a), "b": str(b), "score": score, "threshold": thr}
-    if thr is not None:
-        result["same"] = bool(score >= thr)
-    return result
+    if threshold is not None:
+        if not np.isfinite(threshold):
+            raise FacevoxError(f"the threshold must be a finite number, got {threshold}", "--threshold")
+        scorer.threshold = float(threshold)
+    return {"a": str(a), "b": str(b), "threshold": None, **scorer.decide(score)}
 
 
 def embed_source(source: str | Path, out: str | Path, *, model: str | Path | None = None, backend: str = "model",

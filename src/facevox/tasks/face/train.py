@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ from facevox.tasks.face.config import FaceConfig
 from facevox.tasks.face.data import FaceImages, FaceRecord, LazyFaceImages, load_faces
 from facevox.tasks.face.pairs import read_identities
 from facevox.train import Trainer, seed_everything
+from facevox.verification.heldout import hold_out
 
 
 def build_backbone(cfg: FaceConfig) -> nn.Module:
@@ -45,15 +45,10 @@ def _step_hooks(head: nn.Module, cfg: FaceConfig, batches_per_epoch: int, total_
 
 
 def _held_out(identities: dict[str, list[Path]], n: int, seed: int) -> dict[str, list[Path]]:
-    """``n`` identities (seeded choice) kept out of training to set the decision threshold."""
-    if n == 0:
-        return {}
-    if n < 2 or n > len(identities) - 2:
-        raise FacevoxError(f"calib_identities must be 0, or 2 to {len(identities) - 2} (the others train), got {n}",
-                           "data.calib_identities")
-    names = sorted(identities)
-    picked = np.random.default_rng(seed).choice(len(names), n, replace=False)
-    return {names[i]: identities[names[i]] for i in sorted(picked)}
+    """``n`` identities (the shared seeded rule) kept out of training to fit the calibration and threshold."""
+    held = hold_out({k: len(v) for k, v in identities.items()}, n, seed, "data.calib_identities", least=2,
+                    noun="identities")
+    return {name: files for name, files in identities.items() if name in held}
 
 
 def _calib_faces(calib: dict[str, list[Path]], cfg: FaceConfig) -> tuple[list[np.ndarray], list[str]]:
@@ -70,24 +65,22 @@ def _calib_faces(calib: dict[str, list[Path]], cfg: FaceConfig) -> tuple[list[np
 
 
 def _threshold(model: nn.Module, arrays: list[np.ndarray], who: list[str], cfg: FaceConfig) -> dict[str, Any]:
-    """The cosine threshold at ``scoring.target_far`` on all pairs of the held-out identities."""
-    from facevox.metrics import tar_at_far
+    """Calibration (llr = a * cosine + b) and the threshold at ``scoring.target_far`` on all pairs
+    of the held-out identities (:func:`facevox.verification.calibration.calibrate_held_out`)."""
     from facevox.tasks.face.embed import FaceEmbedder
+    from facevox.verification.calibration import all_pairs, calibrate_held_out
+    from facevox.verification.scoring import pair_similarity
 
     emb = FaceEmbedder(model, tuple(cfg.data.input_size), flip=cfg.scoring.flip).embed(arrays)
-    i, j = np.triu_indices(len(who), k=1)
-    scores = np.sum(emb[i] * emb[j], axis=1)
-    same = np.array([who[a] == who[b] for a, b in zip(i, j, strict=True)])
+    cal = calibrate_held_out(emb, who, cfg.scoring.target_far)
+    i, j, same = all_pairs(who)
+    tar = float(np.mean(pair_similarity(emb[i], emb[j])[same] >= cal.threshold))
     calib = sorted(set(who))
-    tar, thr = tar_at_far(scores, same, cfg.scoring.target_far)
-    if not np.isfinite(thr):  # even the top score lets too many different pairs in
-        print(f"face: no threshold stored: no cosine keeps the held-out FAR at {cfg.scoring.target_far:g}",
-              file=sys.stderr)
-        return {}
-    print(f"face: threshold {thr:.4f} at FAR {cfg.scoring.target_far:g} on {len(calib)} held-out identities "
+    print(f"face: threshold {cal.threshold:.4f} at FAR {cfg.scoring.target_far:g} on {len(calib)} held-out identities "
           f"(TAR {tar:.3f})")
-    return {"threshold": float(thr), "threshold_far": cfg.scoring.target_far, "threshold_tar": float(tar),
-            "calib_identities": sorted(calib)}
+    return {"threshold": cal.threshold, "threshold_far": cfg.scoring.target_far, "threshold_tar": tar,
+            "calibration": {**cal.to_dict(), "fitted_on": "held-out identities of training"},
+            "calib_identities": calib}
 
 
 def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str = "unknown") -> dict[str, Any]:

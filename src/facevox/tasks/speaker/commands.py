@@ -54,8 +54,9 @@ def _verify(args: argparse.Namespace) -> None:
     line = f"score {result['score']:.4f}"
     if "same" in result:
         line += f"  decision {'same' if result['same'] else 'different'} speaker (threshold {result['threshold']:.4f})"
-        line += f"  P(same) {result['probability']:.3f}"
-    else:
+    if "p_same" in result:
+        line += f"  P(same) {result['p_same']:.3f}"
+    if "same" not in result:
         line += "  (no calibrated threshold stored in this model: compare scores, or train with data.calib_speakers)"
     print(line)
 
@@ -101,11 +102,12 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     add_set(p)
     p.set_defaults(handler=_train)
 
-    def scorer_args(p: argparse.ArgumentParser) -> None:
+    def scorer_args(p: argparse.ArgumentParser, default: str = "model") -> None:
         p.add_argument("--model", help="model folder (OUT/model of speaker train)")
-        p.add_argument("--backend", default="model", choices=["model", "resemblyzer"],
-                       help="'resemblyzer': its pretrained encoder as shipped "
-                            "(pip install \"facevox[speaker-baseline]\")")
+        p.add_argument("--backend", default=default, choices=["auto", "model", "resemblyzer"],
+                       help="'resemblyzer': its pretrained encoder as shipped, with facevox's calibration "
+                            "(pip install \"facevox[speaker-baseline]\"); 'auto': the model folder if --model is "
+                            f"given, else resemblyzer (default: {default})")
 
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
@@ -143,11 +145,13 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.set_defaults(handler=_embed)
 
     p = sub.add_parser("verify", help="are two recordings the same speaker?",
-                       description="Score two recordings; print score, decision and calibrated probability.")
+                       description="Score two recordings; print score, decision and calibrated probability. With no "
+                       "--model, Resemblyzer's pretrained encoder decides with the threshold and calibration "
+                       "facevox fitted on LibriSpeech (docs/model_cards/resemblyzer.md).")
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    scorer_args(p)
+    scorer_args(p, default="auto")
     device_args(p)
     p.set_defaults(handler=_verify)
 

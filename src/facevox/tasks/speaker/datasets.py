@@ -20,6 +20,7 @@ from facevox.errors import FacevoxError
 from facevox.fileio import report_skipped
 from facevox.tasks.speaker.corpus import Corpus, Utterance
 from facevox.textfile import shown_name
+from facevox.verification.heldout import hold_out
 
 if TYPE_CHECKING:
     from facevox.datasets.index import FileIndex
@@ -257,16 +258,10 @@ class PairDataset(SeededDataset):
 
 
 def split_calibration(corpus: Corpus, n_speakers: int, seed: int = 0) -> tuple[list[Utterance], list[Utterance]]:
-    """(training utterances, held-out calibration utterances of ``n_speakers`` speakers)."""
-    if n_speakers <= 0:
-        return list(corpus.utterances), []
+    """(training utterances, held-out calibration utterances of ``n_speakers`` speakers with 2+
+    utterances), chosen by :func:`facevox.verification.heldout.hold_out`."""
     groups = corpus.by_speaker()
-    # only speakers with 2+ utterances give same-speaker calibration trials
-    multi = [s for s, us in groups.items() if len(us) >= 2]
-    if n_speakers > min(len(multi), len(groups) - 2):
-        raise FacevoxError(f"cannot hold out {n_speakers} speakers for calibration: {len(groups)} speakers, "
-                           f"{len(multi)} of them with 2 or more utterances", "data.calib_speakers")
-    held = set(np.random.default_rng(seed).choice(multi, n_speakers, replace=False).tolist())
+    held = hold_out({s: len(us) for s, us in groups.items()}, n_speakers, seed, "data.calib_speakers", noun="speakers")
     return ([u for u in corpus.utterances if u.speaker not in held],
             [u for u in corpus.utterances if u.speaker in held])
 
@@ -277,12 +272,8 @@ def split_calibration_index(index: FileIndex, n_speakers: int, seed: int = 0) ->
     if n_speakers <= 0:
         return index, []
     counts = np.bincount(index.labels, minlength=len(index.classes))
-    present = [c for c in range(len(index.classes)) if counts[c] > 0]
-    multi = [index.classes[c] for c in present if counts[c] >= 2]
-    if n_speakers > min(len(multi), len(present) - 2):
-        raise FacevoxError(f"cannot hold out {n_speakers} speakers for calibration: {len(present)} speakers, "
-                           f"{len(multi)} of them with 2 or more utterances", "data.calib_speakers")
-    held = set(np.random.default_rng(seed).choice(multi, n_speakers, replace=False).tolist())
+    present = {index.classes[c]: int(counts[c]) for c in range(len(index.classes)) if counts[c] > 0}
+    held = hold_out(present, n_speakers, seed, "data.calib_speakers", noun="speakers")
     is_held = np.isin(index.labels, [index.classes.index(s) for s in held])
     calib = [Utterance(index.path(i), index.label_name(i)) for i in np.flatnonzero(is_held)]
     return index.take(np.flatnonzero(~is_held)), calib

@@ -26,20 +26,28 @@ from facevox.scores import check_finite_scores
 from facevox.tasks.speaker.corpus import Trial, read_corpus, read_trials
 from facevox.tasks.speaker.scoring import (
     MIN_SCORING_SECONDS,
-    Calibration,
     WaveEmbedder,
     default_store,
     extractor,
     model_fingerprint,
     resolve,
     store_fingerprint,
+)
+from facevox.verification import (
+    EmbeddingStore,
+    as_norm_pairs,
+    cohort_stats,
+    cosine_pairs,
+    embed_paths,
+    index_pairs,
     unit,
 )
-from facevox.verification import EmbeddingStore, as_norm_pairs, cohort_stats, cosine_pairs, embed_paths, index_pairs
+from facevox.verification.calibration import Calibration, backend_calibration
 from facevox.verification.extract import check_one_process
+from facevox.verification.verifier import Verifier
 
 SAMPLE_RATE = 16000
-BACKENDS = ("model", "resemblyzer")
+BACKENDS = ("auto", "model", "resemblyzer")
 
 
 class ResemblyzerEmbedder:
@@ -87,13 +95,17 @@ class PairScorer:
         return float(self.model(x).float().mean())
 
 
-class SpeakerScorer:
-    """Loads a model folder or a backend and scores trials or single pairs."""
+class SpeakerScorer(Verifier):
+    """A speaker model folder or a pretrained backend on the shared verification layer: decoding
+    and the network are the speaker task's; scoring, AS-norm, the decision and identification are
+    :class:`facevox.verification.verifier.Verifier`'s. A pair classifier scores waves directly."""
 
     def __init__(self, model: str | Path | None = None, backend: str = "model", use: str = "speaker scoring", *,
                  device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
                  skip_bad: bool = False) -> None:
         self.workers, self.batch_size, self.skip_bad = workers, batch_size, skip_bad
+        if backend == "auto":  # a model folder when one is given, else the pretrained encoder
+            backend = "model" if model is not None else "resemblyzer"
         if backend not in BACKENDS:
             raise FacevoxError(f"unknown backend '{backend}'; valid: {', '.join(BACKENDS)}", "--backend")
         self.calibration: Calibration | None = None
@@ -103,6 +115,7 @@ class SpeakerScorer:
             self.embed = ResemblyzerEmbedder()
             self.name, self.fingerprint = self.embed.name, "resemblyzer"
             self.store_key = store_fingerprint("resemblyzer", {})
+            self.calibration = backend_calibration("resemblyzer")
             return
         if model is None:
             raise FacevoxError("give a model folder (--model) or a pretrained backend (--backend resemblyzer)",
@@ -114,7 +127,7 @@ class SpeakerScorer:
         self.name = f"{Path(model).name} ({folder.spec['kwargs'].get('backbone', folder.spec['name'])})"
         self.fingerprint = model_fingerprint(folder.model)
         if "calibration" in extra:
-            self.calibration = Calibration(**{k: extra["calibration"][k] for k in Calibration.__dataclass_fields__})
+            self.calibration = Calibration.from_dict(extra["calibration"])
         scoring = extra.get("scoring", {})
         if self.kind == "pair":
             self.pair = PairScorer(folder.model, int(cfg.get("pair", {}).get("crop_samples", 25000)))
@@ -131,12 +144,12 @@ class SpeakerScorer:
             return EmbeddingStore.open(embeddings, self.store_key, {"scorer": self.name}, where="--embeddings")
         return default_store(self.store_key) if cache else None
 
-    def embed_paths(self, paths: list[Path], store: EmbeddingStore | None,
+    def embed_paths(self, paths: Sequence[Path], store: EmbeddingStore | None = None,
                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Unit embeddings (n, D) of audio files and which were read (n,) bool; skipped files are listed."""
         extract = extractor(self.embed, workers=self.workers, batch_size=self.batch_size, skip_bad=self.skip_bad,
                             progress=progress)
-        emb, ok, bad = embed_paths(paths, extract, store)
+        emb, ok, bad = embed_paths(list(paths), extract, store)
         report_skipped(bad, "audio file")
         return emb, ok
 
@@ -180,20 +193,19 @@ class SpeakerScorer:
         return unit(sums[counts > 0] / counts[counts > 0, None])
 
     def verify(self, a: Path, b: Path) -> dict[str, Any]:
+        """Score two recordings and decide: ``score``, and when known ``same``, ``threshold``,
+        ``p_same`` and ``llr`` (:meth:`Verifier.decide`)."""
         wa, wb = (load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in (a, b))
+        return self.verify_waves(wa, wb, f"{a} and {b}")
+
+    def verify_waves(self, wa: np.ndarray, wb: np.ndarray, what: str = "the two waveforms") -> dict[str, Any]:
+        """:meth:`verify` of two waveforms (T,) at 16 kHz; ``what`` names them in an error."""
         score = self.pair(wa, wb) if self.kind == "pair" else float(unit(self.embed(wa)) @ unit(self.embed(wb)))
-        check_finite_scores([score], [f"{a} and {b}"], self.where)
-        out: dict[str, Any] = {"score": score}
-        if self.calibration is not None:
-            out["same"] = bool(score >= self.calibration.threshold)
-            out["threshold"] = self.calibration.threshold
-            out["probability"] = float(self.calibration.probability(score))
-            out["llr"] = float(self.calibration.llr(score))
-        elif self.kind == "pair":
-            out["same"] = bool(score >= 0.0)  # the classifier's own decision: logit > 0
-            out["threshold"] = 0.0
-            out["probability"] = float(1 / (1 + np.exp(-score)))
-        return out
+        check_finite_scores([score], [what], self.where)
+        if self.kind == "pair" and self.calibration is None:  # the classifier's own decision: logit > 0
+            return {"score": score, "same": bool(score >= 0.0), "threshold": 0.0,
+                    "p_same": float(1 / (1 + np.exp(-score)))}
+        return self.decide(score)
 
 
 def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: str | Path | None = None,

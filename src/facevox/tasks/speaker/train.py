@@ -26,7 +26,7 @@ from facevox.losses.settings import build_loss
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
 from facevox.tasks.speaker.config import SpeakerConfig
-from facevox.tasks.speaker.corpus import Corpus, make_trials
+from facevox.tasks.speaker.corpus import Corpus
 from facevox.tasks.speaker.datasets import (
     SAMPLE_RATE,
     CropDataset,
@@ -37,8 +37,9 @@ from facevox.tasks.speaker.datasets import (
     make_augment,
     split_calibration_index,
 )
-from facevox.tasks.speaker.scoring import WaveEmbedder, cosine_scores, embed_files, fit_calibration
+from facevox.tasks.speaker.scoring import WaveEmbedder, embed_files
 from facevox.train import Trainer, seed_everything
+from facevox.verification.calibration import calibrate_held_out
 
 
 def build_model(cfg: SpeakerConfig) -> nn.Module:
@@ -265,10 +266,9 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
 
 
 def _calibrate(model: nn.Module, corpus: Corpus, cfg: SpeakerConfig):
-    """Fit score calibration and the target-FAR threshold on held-out speakers (all pairs)."""
-    trials = make_trials(corpus, mode="all")
+    """Calibration and the target-FAR threshold on all pairs of the held-out speakers' utterances."""
     embed = WaveEmbedder(model, window_seconds=cfg.scoring.window_seconds, max_seconds=cfg.scoring.max_seconds)
-    emb = embed_files([u.path for u in corpus.utterances], embed, progress=False)
-    scores = cosine_scores(trials, emb, corpus.root)
-    labels = np.array([t.label for t in trials])
-    return fit_calibration(scores, labels, cfg.scoring.target_far)
+    paths = [u.path for u in corpus.utterances]
+    emb = embed_files(paths, embed, progress=False)
+    return calibrate_held_out(np.stack([emb[Path(p)] for p in paths]), [u.speaker for u in corpus.utterances],
+                              cfg.scoring.target_far)
