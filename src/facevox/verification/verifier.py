@@ -1,6 +1,6 @@
 """What speaker and face verification share once inputs are embedded: the similarity, the
-decision (threshold, calibrated P(same), llr) and identification against a gallery. The tasks subclass :class:`Verifier` and add only the
-decoding and the network (:meth:`Verifier.embed_paths`)."""
+decision (threshold, calibrated P(same), llr) and identification against a gallery. The tasks
+subclass :class:`Verifier` and add only the decoding and the network (:meth:`Verifier.embed_paths`)."""
 
 from __future__ import annotations
 
