@@ -285,7 +285,7 @@ def test_non_finite_scores_are_errors_not_decisions(capsys, models, inputs, tmp_
 
     monkeypatch.setattr(FaceEmbedder, "embed", lambda self, crops: np.full((len(crops), 8), np.inf, np.float32))
     one_line_error(capsys, ["face", "verify", inputs["a.png"], inputs["b.png"], "--aligned", "--model",
-                            models["face"]], "a.png and ", "b.png is infinite")
+                            models["face"]], "a.png and ", "b.png is NaN")  # cosine of infinite embeddings
 
 
 def test_score_files_with_non_finite_scores(capsys, tmp_path):

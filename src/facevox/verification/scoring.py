@@ -16,8 +16,9 @@ CHUNK_ELEMS = 1 << 24  # scores held at once in a chunk (64 MB in float32)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1; an all-zero row stays 0 instead of NaN."""
-    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+    """Rows scaled to length 1; an all-zero row stays 0 instead of NaN (a row with NaN or inf becomes NaN)."""
+    with np.errstate(invalid="ignore"):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 SIMILARITIES = ("cosine", "euclidean")

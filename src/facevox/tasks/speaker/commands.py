@@ -123,8 +123,9 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                        help="leave out files that cannot be read (listed on stderr) instead of stopping")
 
     p = sub.add_parser("eval", help="score a trial list: EER, minDCF, DET/ROC, HTML report",
-                       description="Evaluate on a VoxCeleb-format trial list ('1 a.wav b.wav' per line).")
-    p.add_argument("trials", help="trial list")
+                       description="Evaluate on a trial list: VoxCeleb's form ('1 a.wav b.wav' per line; "
+                       "VoxCeleb1-O/E/H as distributed) or Kaldi/WeSpeaker's ('a.wav b.wav target|nontarget').")
+    p.add_argument("trials", help="trial list (VoxCeleb or Kaldi form)")
     p.add_argument("--audio-root", help="folder the trial paths are relative to (default: the list's folder)")
     p.add_argument("--out", default="runs/speaker-eval")
     p.add_argument("--cohort", help="corpus folder for AS-norm (use with --asnorm-top-k)")

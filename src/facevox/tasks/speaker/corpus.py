@@ -134,19 +134,33 @@ class Trial:
 
 
 def read_trials(path: str | Path) -> list[Trial]:
-    """VoxCeleb-format trials: ``label a b`` per line (label 1/0 or target/nontarget)."""
+    """A trial list in VoxCeleb's form, ``label a b`` per line (label 1/0, as VoxCeleb1-O/E/H and
+    their cleaned lists are distributed), or Kaldi/WeSpeaker's, ``a b target|nontarget``.
+
+    The first trial line decides the form; a line of the other form is an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FacevoxError("trial list not found", path)
     trials = []
     words = {"1": 1, "0": 0, "target": 1, "nontarget": 0}
+    kaldi: bool | None = None
     for i, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
-        if len(parts) != 3 or parts[0].lower() not in words:
-            raise FacevoxError(f"line {i}: expected '<1|0> <file a> <file b>', got {line.strip()!r}", path)
-        trials.append(Trial(words[parts[0].lower()], parts[1], parts[2]))
+        first, last = (parts[0].lower(), parts[-1].lower()) if len(parts) == 3 else ("", "")
+        if kaldi is None and len(parts) == 3:
+            kaldi = first not in words and last in ("target", "nontarget")
+        if kaldi and (len(parts) != 3 or last not in ("target", "nontarget") or first in words):
+            raise FacevoxError(f"line {i}: expected '<file a> <file b> <target|nontarget>' (Kaldi form, as the "
+                               f"first trial line), got {line.strip()!r}", path)
+        if not kaldi and (len(parts) != 3 or first not in words):
+            raise FacevoxError(f"line {i}: expected '<1|0> <file a> <file b>' (VoxCeleb form) or "
+                               f"'<file a> <file b> <target|nontarget>' (Kaldi form), got {line.strip()!r}", path)
+        if kaldi:
+            trials.append(Trial(words[last], parts[0], parts[1]))
+        else:
+            trials.append(Trial(words[first], parts[1], parts[2]))
     if not trials:
         raise FacevoxError("trial list is empty", path)
     labels = {t.label for t in trials}
