@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from facevox.audio.synth import make_corpus
+from facevox.checkpoint import read_model_folder
 from facevox.config import load_config
 from facevox.errors import FacevoxError
 from facevox.tasks.speaker.config import SpeakerConfig
@@ -180,6 +182,10 @@ def test_cli_train_trials_eval_verify(corpus, tmp_path):
     model = run / "model"
     extra = json.loads((model / "extra.json").read_text())
     assert extra["train_speakers"] == 4 and extra["calibration"]["n_target"] == 6
+    assert yaml.safe_load((model / "model.yaml").read_text())["task"] == "speaker"
+    spec = read_model_folder(model).inference  # the typed spec every consumer reads
+    assert spec.kind == "embedding" and spec.sample_rate == 16000
+    assert spec.threshold == extra["calibration"]["threshold"]
 
     trials = tmp_path / "trials.txt"
     done = facevox("speaker", "trials", str(corpus), "--out", str(trials), "--mode", "sampled", "--n", "40",

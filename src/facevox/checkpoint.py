@@ -102,6 +102,13 @@ class ModelFolder:
     card: str
     task: str | None = None  # one of TASKS; None for a folder that does not say (and whose task is not inferred)
 
+    @property
+    def inference(self) -> Any:
+        """The task's typed inference spec (:mod:`facevox.inference_spec`), or None for an unknown task."""
+        from facevox.inference_spec import inference_spec
+
+        return inference_spec(self.task, self.extra, self.config)
+
 
 def save_model(
     path: str | Path,

@@ -92,6 +92,8 @@ CALIBRATION = {  # facevox.verification.calibration.Calibration.to_dict()
 EXTRA_SCHEMAS: dict[str, dict[str, Field]] = {
     "speaker": {
         "kind": one_of("embedding", "pair", "siamese"),
+        "sample_rate": Field(lambda v: v == 16000, "16000 (facevox speaker models read 16 kHz audio)"),
+        "crop_samples": SIZE,
         "scoring": MAPPING,
         "scoring.window_seconds": Field(lambda v: _is_num(v) and v >= 0, "a number >= 0"),
         "scoring.max_seconds": Field(lambda v: _is_num(v) and v > 0, "a number > 0"),
@@ -112,6 +114,7 @@ EXTRA_SCHEMAS: dict[str, dict[str, Field]] = {
         "input_size": SIZE2,
         "flip": BOOL,
         "loss": TEXT,
+        "similarity": one_of("cosine", "euclidean"),
         "threshold": or_null(NUMBER),
         **CALIBRATION,
     },

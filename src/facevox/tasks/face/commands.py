@@ -47,12 +47,30 @@ def _pairs(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from facevox.tasks.face.evaluate import FaceScorer, evaluate_pairs
 
+    is_bin = Path(args.pairs).suffix.lower() == ".bin"
+    if is_bin:
+        for flag, value in (("--root", args.root), ("--identify", args.identify), ("--embeddings", args.embeddings),
+                            ("--skip-missing", args.skip_missing)):
+            if value:
+                raise FacevoxError(f"not used with an InsightFace .bin ({args.pairs} holds its own images)", flag)
+    elif not args.root:
+        raise FacevoxError("give --root, the folder per identity the pairs file refers to (not needed for an "
+                           "InsightFace .bin)", "--root")
     scorer = FaceScorer(args.model, args.backend, precision=args.precision, use="face eval", device=args.device,
                         workers=args.workers, batch_size=args.batch_size, skip_bad=args.skip_bad,
                         embeddings=args.embeddings)
-    m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify)
+    if is_bin:
+        from facevox.tasks.face.insightface_bin import evaluate_bin
+
+        m = evaluate_bin(args.pairs, args.out, scorer)
+    else:
+        m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify,
+                           skip_missing=args.skip_missing)
+    same_fold = "  (1 fold: threshold chosen on the same fold, optimistic)" if m["n_folds"] == 1 else ""
     print(f"{m['n_folds']}-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
-          f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}")
+          f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}{same_fold}")
+    if m.get("skipped_pairs"):
+        print(f"{len(m['skipped_pairs'])} pairs left out (missing images; listed in metrics.json: skipped_pairs)")
     if "identification" in m:
         i = m["identification"]
         dirs = "  ".join(f"DIR@FAR={f} {100 * v:.2f}%" for f, v in i["dir"].items())
@@ -148,10 +166,14 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
         p.add_argument("--skip-bad", action="store_true",
                        help="leave out images that cannot be read (listed on stderr) instead of stopping")
 
-    p = sub.add_parser("eval", help="LFW protocol: k-fold accuracy (folds from the pairs file), EER, TAR@FAR, report",
-                       description="Score an LFW-format pairs file of aligned crops.")
-    p.add_argument("pairs", help="pairs file (LFW pairs.txt format)")
-    p.add_argument("--root", required=True, help="folder per identity the pairs refer to (aligned crops)")
+    p = sub.add_parser("eval", help="LFW protocol or an InsightFace .bin: k-fold accuracy, EER, TAR@FAR, report",
+                       description="Score an LFW-format pairs file of aligned crops (header 'folds n', or 'n' for "
+                       "one fold as in View 1's pairsDevTest.txt), or an InsightFace validation .bin (lfw.bin, "
+                       "cfp_fp.bin, agedb_30.bin: 112x112 aligned crops, 10 folds of consecutive pairs).")
+    p.add_argument("pairs", help="pairs file (LFW pairs.txt format) or InsightFace .bin")
+    p.add_argument("--root", help="folder per identity the pairs file refers to (aligned crops); not for a .bin")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="leave out pairs naming a missing image (counted, listed in metrics.json) instead of stopping")
     p.add_argument("--identify", help="also run identification on this folder per identity (gallery/probe split)")
     p.add_argument("--out", default="runs/face-eval")
     p.add_argument("--embeddings", help="embedding store to read and fill (from face embed)")

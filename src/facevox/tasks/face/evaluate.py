@@ -1,5 +1,6 @@
-"""Face verification on a pairs file (LFW protocol), identification on a gallery/probe split, and
-``verify`` for two photos; with a trained model or dlib's pretrained one (``backend="dlib"``)."""
+"""Face verification on a pairs file (LFW protocol) or an InsightFace ``.bin``, identification on a
+gallery/probe split, and ``verify`` for two photos; with a trained model or dlib's pretrained one
+(``backend="dlib"``)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,18 @@ import numpy as np
 from facevox.errors import FacevoxError
 from facevox.fileio import report_skipped
 from facevox.image.io import load_image
-from facevox.metrics import VERIFICATION_FARS, far_support_warnings, kfold_accuracy, tar_at_fars
+from facevox.metrics import (
+    VERIFICATION_FARS,
+    KFoldResult,
+    best_accuracy,
+    far_support_warnings,
+    kfold_accuracy,
+    tar_at_fars,
+)
 from facevox.outdir import prepare_output
 from facevox.report import Table, verification_report
 from facevox.scores import check_finite_scores
-from facevox.tasks.face.pairs import read_identities, read_pairs
+from facevox.tasks.face.pairs import SkippedPair, pairs_folds, read_identities, read_pairs
 from facevox.verification import EmbeddingStore, embed_paths, extract_images
 from facevox.verification.calibration import Calibration, backend_calibration
 from facevox.verification.extract import check_one_process
@@ -60,10 +68,11 @@ class FaceScorer(Verifier):
         elif backend == "model":
             if not model:
                 raise FacevoxError("give --model (a model folder) or --backend dlib")
-            from facevox.checkpoint import read_model_folder
+            from facevox.checkpoint import ModelFolder, read_model_folder
             from facevox.tasks.face.embed import FaceEmbedder
 
-            folder = read_model_folder(model, task="face", use=use)
+            # an already-read folder: an exported model's stand-in (facevox.export)
+            folder = model if isinstance(model, ModelFolder) else read_model_folder(model, task="face", use=use)
             self.where = folder.path
             extra = folder.extra
             embedder = FaceEmbedder(folder.model, tuple(extra.get("input_size", (112, 112))),
@@ -71,7 +80,7 @@ class FaceScorer(Verifier):
             self.embed = embedder.embed
             self.size = embedder.input_size
             self.store_key = store_fingerprint(model_fingerprint(folder.model), embedder.settings)
-            self.name = f"{model} ({folder.spec['name']}, {extra.get('loss', '?')} loss)"
+            self.name = f"{folder.path} ({folder.spec['name']}, {extra.get('loss', '?')} loss)"
             self.threshold = extra.get("threshold")
             if "calibration" in extra:
                 self.calibration = Calibration.from_dict(extra["calibration"])
@@ -115,13 +124,62 @@ class FaceScorer(Verifier):
         return {p: self._cache[p] for p in unique if p in self._cache}
 
 
+def fold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> tuple[KFoldResult, str]:
+    """K-fold accuracy over the fold ids ``folds`` and a line saying how each threshold was chosen.
+
+    With one fold there is nothing to hold out: the accuracy is the best accuracy over thresholds
+    on that same fold (an optimistic figure, said so in the line)."""
+    if len(np.unique(folds)) >= 2:
+        return kfold_accuracy(scores, labels, folds), "threshold of each fold chosen on the other folds"
+    acc, thr = best_accuracy(scores, labels)
+    return (KFoldResult(acc, 0.0, np.array([acc]), np.array([thr])),
+            "1 fold: the threshold is chosen on the same fold (best accuracy, optimistic; no held-out fold)")
+
+
+def verification_outputs(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, out: str | Path,
+                         scorer: FaceScorer, notes: list[str], extra: dict[str, Any] | None = None,
+                         tables: Sequence[Table] = ()) -> dict[str, Any]:
+    """The face-verification report of scored pairs: k-fold accuracy (K = the distinct ``folds``),
+    EER, ROC-AUC, TAR@FAR in OUT (metrics.json, report.html, plots); TAR@FAR from fewer than 10/FAR
+    non-target pairs is warned about on stderr and in ``warnings``."""
+    k, how = fold_accuracy(scores, labels, folds)
+    n_folds = len(k.accuracies)
+    tars = tar_at_fars(scores, labels, FARS)
+    extra = {"kfold_accuracy": k.mean, "kfold_std": k.std, "n_folds": n_folds,
+             "protocol": f"{n_folds}-fold accuracy; {how}",
+             **{f"tar_at_far_{f:g}": t for f, t in tars.items()}, **(extra or {})}
+    warnings = far_support_warnings(int(np.sum(labels == 0)), FARS)
+    if warnings:
+        extra["warnings"] = warnings
+    caption = ("Accuracy per fold (threshold chosen on the other folds)" if n_folds > 1
+               else "Accuracy of the single fold (threshold chosen on the same fold)")
+    tables = [Table(caption, ("fold", "accuracy", "threshold"),
+                    [(i + 1, a, t) for i, (a, t) in enumerate(zip(k.accuracies, k.thresholds, strict=True))]),
+              *tables]
+    notes = [*notes, f"protocol: {extra['protocol']}"]
+    m = verification_report(scores, labels, out, title="Face verification", extra_metrics=extra, notes=notes,
+                            tables=tables)
+    for w in warnings:  # after the results are written: an error before then stays the only line
+        print(f"warning: {w}", file=sys.stderr)
+    return m
+
+
 def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, scorer: FaceScorer,
-                   identify_root: str | Path | None = None) -> dict[str, Any]:
-    """K-fold accuracy (K from the pairs file; each threshold from the other folds), EER, ROC-AUC, TAR@FAR; report
-    in OUT. TAR@FAR from fewer than 10/FAR non-target pairs is warned about on stderr and in ``warnings``."""
+                   identify_root: str | Path | None = None, skip_missing: bool = False) -> dict[str, Any]:
+    """K-fold accuracy (K from the pairs file's header; each threshold from the other folds, or from
+    the same fold when there is one), EER, ROC-AUC, TAR@FAR; report in OUT (:func:`verification_outputs`).
+    ``skip_missing``: pairs naming a missing image are left out, counted on stderr and listed in
+    metrics.json (``skipped_pairs``) instead of stopping."""
     check_one_process("face")
     prepare_output(out)  # a wrong --out fails now, not after the embedding
-    pairs = read_pairs(pairs_file, root)
+    missing: list[SkippedPair] | None = [] if skip_missing else None
+    pairs = read_pairs(pairs_file, root, skipped=missing)
+    file_folds = pairs_folds(pairs_file)
+    if missing:
+        print(f"left out {len(missing)} of {len(missing) + len(pairs)} pairs naming a missing image "
+              "(listed in metrics.json: skipped_pairs)", file=sys.stderr)
+        if not pairs:
+            raise FacevoxError("every pair names a missing image", pairs_file)
     emb = scorer.embed_files([p.a for p in pairs] + [p.b for p in pairs])
     kept = [p for p in pairs if p.a in emb and p.b in emb]
     if len(kept) < len(pairs):
@@ -133,27 +191,19 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
     check_finite_scores(scores, [f"{p.a} and {p.b}" for p in pairs], scorer.where)
     labels = np.array([p.same for p in pairs], dtype=int)
     folds = np.array([p.fold for p in pairs])
-    k = kfold_accuracy(scores, labels, folds)
-    tars = tar_at_fars(scores, labels, FARS)
-    extra: dict[str, Any] = {"kfold_accuracy": k.mean, "kfold_std": k.std, "n_folds": len(k.accuracies),
-                             **{f"tar_at_far_{f:g}": t for f, t in tars.items()}}
-    warnings = far_support_warnings(int(np.sum(labels == 0)), FARS)
-    if warnings:
-        extra["warnings"] = warnings
-    tables = [Table("Accuracy per fold (threshold chosen on the other folds)", ("fold", "accuracy", "threshold"),
-                    [(i + 1, a, t) for i, (a, t) in enumerate(zip(k.accuracies, k.thresholds, strict=True))])]
+    extra: dict[str, Any] = {"pairs_file_folds": file_folds}
+    if missing is not None:
+        extra["skipped_pairs"] = [{"line": s.line, "pair": s.text, "missing": s.missing} for s in missing]
+    tables = []
     if identify_root:
         extra["identification"] = identify(identify_root, scorer)
         i = extra["identification"]
         tables.append(Table("Identification", ("measure", "value"),
                             [("gallery identities", i["gallery_identities"]), ("rank-1 (closed set)", i["rank1"]),
                              *((f"DIR at FAR {f}", v) for f, v in i["dir"].items())]))
-    notes = [f"scorer: {scorer.name}", f"pairs: {pairs_file} ({len(pairs)} pairs)"]
-    m = verification_report(scores, labels, out, title="Face verification", extra_metrics=extra, notes=notes,
-                            tables=tables)
-    for w in warnings:  # after the results are written: an error before then stays the only line
-        print(f"warning: {w}", file=sys.stderr)
-    return m
+    notes = [f"scorer: {scorer.name}", f"pairs: {pairs_file} ({len(pairs)} pairs, {file_folds} fold"
+             f"{'s' if file_folds > 1 else ''} in the file)"]
+    return verification_outputs(scores, labels, folds, out, scorer, notes, extra, tables)
 
 
 def identify(root: str | Path, scorer: FaceScorer, enrolled_fraction: float = 0.5, gallery_per_identity: int = 1,

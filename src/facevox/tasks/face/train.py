@@ -17,6 +17,7 @@ from facevox.datasets.index import FileIndex, use_memory
 from facevox.datasets.shards import is_shard_source
 from facevox.errors import FacevoxError, naming
 from facevox.image.io import image_size
+from facevox.inference_spec import FaceSpec
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
@@ -79,7 +80,7 @@ def _threshold(model: nn.Module, arrays: list[np.ndarray], who: list[str], cfg: 
     print(f"face: threshold {cal.threshold:.4f} at FAR {cfg.scoring.target_far:g} on {len(calib)} held-out identities "
           f"(TAR {tar:.3f})")
     return {"threshold": cal.threshold, "threshold_far": cfg.scoring.target_far, "threshold_tar": tar,
-            "calibration": {**cal.to_dict(), "fitted_on": "held-out identities of training"},
+            "calibration": cal, "calibration_fitted_on": "held-out identities of training",
             "calib_identities": calib}
 
 
@@ -169,11 +170,11 @@ def _fit(cfg: FaceConfig, out: Path, model: nn.Module, dataset: Any, n_identitie
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
     model.to(memory_format=torch.contiguous_format)
-    extra = {"task": "face", "input_size": list(cfg.data.input_size), "flip": cfg.scoring.flip,
-             "train_seconds": train_seconds, "train_identities": n_identities, "train_images": n_images,
-             "loss": cfg.loss.name}
-    if calib_faces is not None:
-        extra.update(_threshold(model, *calib_faces, cfg))
+    fitted = _threshold(model, *calib_faces, cfg) if calib_faces is not None else {}
+    spec = FaceSpec(input_size=tuple(cfg.data.input_size), flip=cfg.scoring.flip, loss=cfg.loss.name,
+                    threshold=fitted.pop("threshold", None), calibration=fitted.pop("calibration", None))
+    extra = {**spec.to_extra(), "train_seconds": train_seconds, "train_identities": n_identities,
+             "train_images": n_images, **fitted}
     folder = save_model(out / "model", model, config=cfg, extra=extra,
                         card=ModelCard(task=f"face verification embeddings ({cfg.loss.name} loss)",
                                        data=f"{cfg.data.train}: {n_identities} identities, {n_images} images",

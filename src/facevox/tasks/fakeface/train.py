@@ -20,6 +20,7 @@ from facevox.errors import FacevoxError
 from facevox.fileio import load_each, report_skipped
 from facevox.image.io import load_image
 from facevox.image.transforms import check_box
+from facevox.inference_spec import FakeFaceSpec
 from facevox.metrics import average_precision, best_accuracy
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
@@ -153,9 +154,8 @@ def _finish(cfg: FakefaceConfig, model: nn.Module, out: Path, val_set: Any, trai
         if len(set(y.tolist())) == 2:
             val_metrics = {"val_average_precision": float(average_precision(p, y)),
                            "val_best_threshold": float(best_accuracy(p, y)[1])}
-    extra = {"task": "fakeface", "classes": ["real", "fake"], "load_size": d.load_size, "threshold": threshold,
-             "mask": list(d.mask) if d.mask else None,
-             "train_seconds": train_seconds, "split_file": split_file, "train_images": n_train,
+    spec = FakeFaceSpec(load_size=d.load_size, threshold=threshold, mask=tuple(d.mask) if d.mask else None)
+    extra = {**spec.to_extra(), "train_seconds": train_seconds, "split_file": split_file, "train_images": n_train,
              **val_metrics}
     folder = save_model(out / "model", model, config=cfg, metrics=val_metrics, extra=extra,
                         card=ModelCard(task="GAN-generated face detection (output: P(fake))",

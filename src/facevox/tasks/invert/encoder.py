@@ -24,6 +24,7 @@ from torch import nn
 from facevox.checkpoint import ModelCard, read_model_folder, save_model
 from facevox.data import SeededDataset
 from facevox.errors import FacevoxError, naming
+from facevox.inference_spec import InvertSpec
 from facevox.precision import autocast
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
@@ -133,10 +134,10 @@ def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[
 
     metrics = held_out_metrics(Encoder(net, size, gen.nz), gen)
     e = cfg.encoder
-    extra = {"task": "invert", "generator": gen.spec, "generator_name": gen.describe(), "nz": gen.nz,
-             "input_size": list(size), "image_size": list(gen.image_size),
-             "features": {"network": cfg.features.network, "stages": list(cfg.features.stages),
-                          "input_size": cfg.features.input_size, "name": features.name if features else "none"},
+    spec = InvertSpec(nz=gen.nz, input_size=tuple(size), generator=gen.spec,
+                      features={"network": cfg.features.network, "stages": list(cfg.features.stages),
+                                "input_size": cfg.features.input_size, "name": features.name if features else "none"})
+    extra = {**spec.to_extra(), "generator_name": gen.describe(), "image_size": list(gen.image_size),
              "loss_weights": {"z": e.z_loss, "pixel": e.pixel_loss, "perceptual": e.perceptual_loss},
              "train_seconds": train_seconds}
     card = ModelCard(task="GAN inversion: image -> latent z of the generator",
@@ -181,7 +182,8 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encode
     extra = folder.extra
     if extra.get("task") != "invert" or "nz" not in extra or "input_size" not in extra:
         raise FacevoxError("not an inversion encoder (extra.json names no generator and nz)", path)
-    return Encoder(folder.model, tuple(extra["input_size"]), int(extra["nz"]), extra).eval()
+    spec = folder.inference
+    return Encoder(folder.model, spec.input_size, spec.nz, extra).eval()
 
 
 def check_pair(encoder: Encoder, gen: Generator, where: str | Path) -> None:

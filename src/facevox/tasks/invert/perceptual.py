@@ -203,10 +203,11 @@ def _from_model_folder(path: Path, stages: Sequence[str], size: tuple[int, int] 
     # image networks only: a speaker model takes waveforms
     folder = read_model_folder(path, task=("fakeface", "face", "invert"), use="a perceptual network (--features)")
     arch, task = folder.spec["name"], folder.task or folder.extra.get("task", "facevox")
-    if size is None and "input_size" in folder.extra:  # face embedders take crops of one size only
-        size = tuple(int(v) for v in folder.extra["input_size"])
-    elif size is None and "load_size" in folder.extra:  # a detector: the image size it was trained on
-        size = (int(folder.extra["load_size"]),) * 2
+    spec = folder.inference
+    if size is None and task in ("face", "invert"):  # face embedders take crops of one size only
+        size = spec.input_size
+    elif size is None and task == "fakeface":  # a detector: the image size it was trained on
+        size = (spec.load_size,) * 2
     elif size is None and hasattr(folder.model, "input_size"):
         size = tuple(folder.model.input_size)
     kind = {"fakeface": "GAN-face detector", "face": "face embedder"}.get(task, f"{task} model")

@@ -21,6 +21,7 @@ from facevox.checkpoint import ModelCard, save_model
 from facevox.datasets.index import read_labelled, use_memory
 from facevox.datasets.shards import is_shard_source
 from facevox.errors import FacevoxError, naming
+from facevox.inference_spec import SpeakerSpec
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
 from facevox.losses.settings import build_loss
 from facevox.registry import create_model
@@ -248,14 +249,17 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
 
-    extra: dict[str, Any] = {"kind": cfg.model.kind, "scoring": vars(cfg.scoring).copy(),
-                             "train_seconds": train_seconds, "train_speakers": speakers,
-                             "train_utterances": n_utts, "skipped_files": skipped}
     metrics: dict[str, Any] = {}
     if calib is not None and kind != "pair":
         calib = _calibrate(model, calib, cfg)
-        extra["calibration"] = calib.to_dict()
         metrics["calibration_trials"] = calib.n_target + calib.n_nontarget
+    else:
+        calib = None
+    spec = SpeakerSpec(kind=cfg.model.kind, window_seconds=cfg.scoring.window_seconds,
+                       max_seconds=cfg.scoring.max_seconds, crop_samples=cfg.pair.crop_samples, calibration=calib)
+    extra: dict[str, Any] = {**spec.to_extra(), "target_far": cfg.scoring.target_far,
+                             "train_seconds": train_seconds, "train_speakers": speakers,
+                             "train_utterances": n_utts, "skipped_files": skipped}
     folder = save_model(
         out / "model", model, config=cfg, metrics=metrics, extra=extra,
         card=ModelCard(task=f"speaker verification ({cfg.model.kind} model)",
