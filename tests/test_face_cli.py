@@ -63,6 +63,18 @@ def test_face_cli_end_to_end(tmp_path):
     assert metrics["n_folds"] == 2 and 0 <= metrics["kfold_accuracy"] <= 1
     assert set(metrics["identification"]) >= {"rank1", "dir", "gallery_identities"}
     assert "Accuracy per fold" in (tmp_path / "eval" / "report.html").read_text()
+    assert "rank5" not in metrics["identification"]  # 4 enrolled: rank-5 would be trivially 1
+
+    make_people(tmp_path / "cohort", people=3, per=2)  # AS-norm against people not in the pairs
+    done = facevox("face", "eval", str(tmp_path / "pairs.txt"), "--root", str(aligned), "--model", str(model),
+                   "--cohort", str(tmp_path / "cohort"), "--asnorm-top-k", "2", "--out", str(tmp_path / "eval-as"))
+    assert done.returncode == 0, done.stderr
+    normed = json.loads((tmp_path / "eval-as" / "metrics.json").read_text())
+    assert normed["asnorm"] == {"cohort": str(tmp_path / "cohort"), "cohort_identities": 3, "top_k": 2}
+    assert normed["eer"] != metrics["eer"] or normed["roc_auc"] != metrics["roc_auc"]
+    done = facevox("face", "eval", str(tmp_path / "pairs.txt"), "--root", str(aligned), "--model", str(model),
+                   "--cohort", str(tmp_path / "cohort"), "--out", str(tmp_path / "eval-bad"))
+    assert done.returncode == 2 and "AS-norm needs both a cohort folder and a top k" in done.stderr
 
     a, b = aligned / "p0" / "1.png", aligned / "p0" / "2.png"
     done = facevox("face", "verify", str(a), str(b), "--model", str(model), "--aligned", "--threshold", "0.1",

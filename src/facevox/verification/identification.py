@@ -13,7 +13,9 @@ A gallery holds one template per enrolled identity; each probe is compared with 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,3 +89,40 @@ def dir_at_far_from_best(best: np.ndarray, best_index: np.ndarray, probe_ids: Se
     threshold = np.nextafter(nonmated[allowed], np.inf) if allowed < len(nonmated) else -np.inf
     hit = (gallery[np.asarray(best_index)] == truth) & (best >= threshold)
     return float(hit[mated].mean()), float(threshold)
+
+
+def identification_protocol(verifier: Any, groups: Mapping[str, Sequence[Path]], where: str | Path,
+                            enrolled_fraction: float = 0.5, gallery_per_identity: int = 1,
+                            fars: Sequence[float] = (0.01, 0.1), ranks: Sequence[int] = (1, 5)) -> dict[str, Any]:
+    """Closed- and open-set identification on a folder of either modality: ``groups`` maps each
+    identity to its files (sorted); ``verifier`` is a :class:`~facevox.verification.verifier.Verifier`.
+
+    The first ``enrolled_fraction`` of the identities (in sorted order) are enrolled with their first
+    ``gallery_per_identity`` files (one mean template each); every other file is a probe. Rank-k
+    accuracy is over the enrolled people's probes (closed set); DIR at each FAR over all probes
+    (open set: the others are the non-mated probes). Files the verifier skips are left out."""
+    names = sorted(groups)
+    n_enrolled = max(1, int(round(enrolled_fraction * len(names))))
+    enrolled = set(names[:n_enrolled])
+    gallery = [(n, p) for n in names[:n_enrolled] for p in groups[n][:gallery_per_identity]]
+    probes = [(n, p) for n in names for p in (groups[n][gallery_per_identity:] if n in enrolled else groups[n])]
+    if n_enrolled == len(names) or not any(n in enrolled for n, _ in probes):
+        raise FacevoxError(f"identification needs enrolled identities with more than {gallery_per_identity} "
+                           "file(s) each and identities that are not enrolled", where)
+    files = [p for _, p in gallery + probes]
+    emb, ok = verifier.embed_paths(files)
+    g_ok, p_ok = ok[: len(gallery)], ok[len(gallery):]
+    gallery = [x for x, good in zip(gallery, g_ok, strict=True) if good]
+    probes = [x for x, good in zip(probes, p_ok, strict=True) if good]
+    g_emb, p_emb = emb[: len(g_ok)][g_ok], emb[len(g_ok):][p_ok]
+    k = min(max(ranks), n_enrolled)
+    top, top_index, t_names = verifier.search(p_emb, g_emb, [n for n, _ in gallery], k)
+    probe_ids = [n for n, _ in probes]
+    mated = [i for i, n in enumerate(probe_ids) if n in t_names]
+    out: dict[str, Any] = {"gallery_identities": len(t_names), "probes": len(probes), "mated_probes": len(mated),
+                           "gallery_per_identity": gallery_per_identity}
+    for r in ranks:
+        if r <= k:
+            out[f"rank{r}"] = rank_k_from_top(top_index[mated], [probe_ids[i] for i in mated], t_names, k=r)
+    out["dir"] = {str(f): dir_at_far_from_best(top[:, 0], top_index[:, 0], probe_ids, t_names, f)[0] for f in fars}
+    return out

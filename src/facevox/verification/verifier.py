@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from facevox.errors import FacevoxError
 from facevox.verification.calibration import Calibration
-from facevox.verification.scoring import pair_similarity, top_k, unit
+from facevox.verification.scoring import as_norm_pairs, cohort_stats, pair_similarity, top_k, unit
 
 
 class Verifier:
@@ -36,6 +37,31 @@ class Verifier:
     def score(self, ea: np.ndarray, eb: np.ndarray) -> np.ndarray:
         """Similarity of embeddings, row-wise (higher = more alike)."""
         return pair_similarity(ea, eb, self.similarity)
+
+    def cohort(self, groups: dict[str, Sequence[Path]], where: str | Path) -> np.ndarray:
+        """AS-norm cohort (C, D): the mean unit embedding of each identity of ``groups`` (files read)."""
+        from facevox.verification.identification import templates
+
+        files = [p for n in sorted(groups) for p in groups[n]]
+        owners = [n for n in sorted(groups) for _ in groups[n]]
+        emb, ok = self.embed_paths(files)
+        if not ok.any():
+            raise FacevoxError("no file of the cohort could be read", where)
+        return templates(emb[ok], [o for o, good in zip(owners, ok, strict=True) if good])[0]
+
+    def check_as_norm(self) -> None:
+        """A one-line error unless this scorer's scores are cosines (what AS-norm normalises)."""
+        if self.similarity != "cosine":
+            raise FacevoxError(f"AS-norm normalises cosine scores; {self.name} scores by {self.similarity} distance",
+                               "--asnorm-top-k")
+
+    def as_norm(self, scores: np.ndarray, emb: np.ndarray, ia: np.ndarray, ib: np.ndarray, cohort: np.ndarray,
+                top_k: int) -> np.ndarray:
+        """AS-norm1 of trial ``scores`` (rows ``ia``, ``ib`` of the unique embeddings ``emb``) with each
+        side's ``top_k`` best cosines against ``cohort``; cosine scorers only."""
+        self.check_as_norm()
+        mu, sd = cohort_stats(emb, cohort, top_k)
+        return as_norm_pairs(scores, ia, ib, mu, sd)
 
     def decide(self, score: float) -> dict[str, Any]:
         """``score`` plus, when known, ``same`` and ``threshold``; with a calibration also

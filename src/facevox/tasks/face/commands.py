@@ -50,7 +50,7 @@ def _eval(args: argparse.Namespace) -> None:
     is_bin = Path(args.pairs).suffix.lower() == ".bin"
     if is_bin:
         for flag, value in (("--root", args.root), ("--identify", args.identify), ("--embeddings", args.embeddings),
-                            ("--skip-missing", args.skip_missing)):
+                            ("--skip-missing", args.skip_missing), ("--cohort", args.cohort)):
             if value:
                 raise FacevoxError(f"not used with an InsightFace .bin ({args.pairs} holds its own images)", flag)
     elif not args.root:
@@ -65,7 +65,7 @@ def _eval(args: argparse.Namespace) -> None:
         m = evaluate_bin(args.pairs, args.out, scorer)
     else:
         m = evaluate_pairs(args.pairs, args.root, args.out, scorer, identify_root=args.identify,
-                           skip_missing=args.skip_missing)
+                           skip_missing=args.skip_missing, cohort=args.cohort, asnorm_top_k=args.asnorm_top_k)
     same_fold = "  (1 fold: threshold chosen on the same fold, optimistic)" if m["n_folds"] == 1 else ""
     print(f"{m['n_folds']}-fold accuracy {100 * m['kfold_accuracy']:.2f}% +- {100 * m['kfold_std']:.2f}  "
           f"EER {100 * m['eer']:.2f}%  TAR@FAR=1e-3 {m['tar_at_far_0.001']:.4f}{same_fold}")
@@ -74,7 +74,8 @@ def _eval(args: argparse.Namespace) -> None:
     if "identification" in m:
         i = m["identification"]
         dirs = "  ".join(f"DIR@FAR={f} {100 * v:.2f}%" for f, v in i["dir"].items())
-        print(f"rank-1 {100 * i['rank1']:.2f}%  {dirs}")
+        rank5 = f"  rank-5 {100 * i['rank5']:.2f}%" if "rank5" in i else ""
+        print(f"rank-1 {100 * i['rank1']:.2f}%{rank5}  {dirs}")
     print(f"report: {Path(args.out) / 'report.html'}")
 
 
@@ -175,6 +176,10 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out pairs naming a missing image (counted, listed in metrics.json) instead of stopping")
     p.add_argument("--identify", help="also run identification on this folder per identity (gallery/probe split)")
+    p.add_argument("--cohort", help="AS-norm cohort: a folder per identity of people not in the pairs "
+                   "(use with --asnorm-top-k; cosine models only)")
+    p.add_argument("--asnorm-top-k", type=ranged_arg(int, ge=0), default=0,
+                   help="AS-norm: each side's top-k cohort scores (0: off)")
     p.add_argument("--out", default="runs/face-eval")
     p.add_argument("--embeddings", help="embedding store to read and fill (from face embed)")
     scorer_args(p)

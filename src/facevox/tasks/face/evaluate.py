@@ -29,7 +29,8 @@ from facevox.tasks.face.pairs import SkippedPair, pairs_folds, read_identities, 
 from facevox.verification import EmbeddingStore, embed_paths, extract_images
 from facevox.verification.calibration import Calibration, backend_calibration
 from facevox.verification.extract import check_one_process
-from facevox.verification.identification import dir_at_far_from_best, rank_k_from_top
+from facevox.verification.identification import identification_protocol
+from facevox.verification.scoring import index_pairs
 from facevox.verification.store import model_fingerprint, store_fingerprint
 from facevox.verification.verifier import Verifier
 
@@ -165,12 +166,18 @@ def verification_outputs(scores: np.ndarray, labels: np.ndarray, folds: np.ndarr
 
 
 def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, scorer: FaceScorer,
-                   identify_root: str | Path | None = None, skip_missing: bool = False) -> dict[str, Any]:
+                   identify_root: str | Path | None = None, skip_missing: bool = False,
+                   cohort: str | Path | None = None, asnorm_top_k: int = 0) -> dict[str, Any]:
     """K-fold accuracy (K from the pairs file's header; each threshold from the other folds, or from
     the same fold when there is one), EER, ROC-AUC, TAR@FAR; report in OUT (:func:`verification_outputs`).
     ``skip_missing``: pairs naming a missing image are left out, counted on stderr and listed in
-    metrics.json (``skipped_pairs``) instead of stopping."""
+    metrics.json (``skipped_pairs``) instead of stopping. ``cohort`` (a folder per identity) and
+    ``asnorm_top_k`` > 0: scores are AS-norm normalised against the cohort's identity templates."""
     check_one_process("face")
+    if (cohort is None) != (asnorm_top_k <= 0):
+        raise FacevoxError("AS-norm needs both a cohort folder and a top k", "--cohort" if cohort else "--asnorm-top-k")
+    if cohort is not None:
+        scorer.check_as_norm()
     prepare_output(out)  # a wrong --out fails now, not after the embedding
     missing: list[SkippedPair] | None = [] if skip_missing else None
     pairs = read_pairs(pairs_file, root, skipped=missing)
@@ -192,6 +199,14 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
     labels = np.array([p.same for p in pairs], dtype=int)
     folds = np.array([p.fold for p in pairs])
     extra: dict[str, Any] = {"pairs_file_folds": file_folds}
+    if cohort is not None:
+        names, ia, ib = index_pairs([p.a for p in pairs], [p.b for p in pairs])
+        templates = scorer.cohort(read_identities(cohort), cohort)
+        if asnorm_top_k > len(templates):
+            raise FacevoxError(f"top k {asnorm_top_k} is more than the cohort's {len(templates)} identities",
+                               "--asnorm-top-k")
+        scores = scorer.as_norm(scores, np.stack([emb[n] for n in names]), ia, ib, templates, asnorm_top_k)
+        extra["asnorm"] = {"cohort": str(cohort), "cohort_identities": len(templates), "top_k": asnorm_top_k}
     if missing is not None:
         extra["skipped_pairs"] = [{"line": s.line, "pair": s.text, "missing": s.missing} for s in missing]
     tables = []
@@ -200,6 +215,7 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
         i = extra["identification"]
         tables.append(Table("Identification", ("measure", "value"),
                             [("gallery identities", i["gallery_identities"]), ("rank-1 (closed set)", i["rank1"]),
+                             *((("rank-5 (closed set)", i["rank5"]),) if "rank5" in i else ()),
                              *((f"DIR at FAR {f}", v) for f, v in i["dir"].items())]))
     notes = [f"scorer: {scorer.name}", f"pairs: {pairs_file} ({len(pairs)} pairs, {file_folds} fold"
              f"{'s' if file_folds > 1 else ''} in the file)"]
@@ -209,27 +225,10 @@ def evaluate_pairs(pairs_file: str | Path, root: str | Path, out: str | Path, sc
 def identify(root: str | Path, scorer: FaceScorer, enrolled_fraction: float = 0.5, gallery_per_identity: int = 1,
              fars: Sequence[float] = (0.01, 0.1)) -> dict[str, Any]:
     """Enrol the first half of the identities (sorted) with their first image(s); every other image is a
-    probe. Closed-set rank-1 over the enrolled people's probes; open-set DIR at each FAR over all probes."""
-    ids = read_identities(root)
-    names = list(ids)
-    n_enrolled = max(1, int(round(enrolled_fraction * len(names))))
-    enrolled = names[:n_enrolled]
-    gallery = [(n, p) for n in enrolled for p in ids[n][:gallery_per_identity]]
-    probes = [(n, p) for n in names for p in (ids[n][gallery_per_identity:] if n in enrolled else ids[n])]
-    if not probes or n_enrolled == len(names):
-        raise FacevoxError("identification needs enrolled and non-enrolled identities with several images", root)
-    emb = scorer.embed_files([p for _, p in gallery + probes])
-    gallery = [(n, p) for n, p in gallery if p in emb]
-    probes = [(n, p) for n, p in probes if p in emb]
-    # templates per identity and a top-1 search of them: no (probes x templates) matrix, faiss when installed
-    best, best_index, t_names = scorer.search(np.stack([emb[p] for _, p in probes]),
-                                              np.stack([emb[p] for _, p in gallery]), [n for n, _ in gallery], 1)
-    probe_ids = [n for n, _ in probes]
-    mated = [i for i, n in enumerate(probe_ids) if n in t_names]
-    rank1 = rank_k_from_top(best_index[mated], [probe_ids[i] for i in mated], t_names, k=1)
-    dirs = {str(f): dir_at_far_from_best(best[:, 0], best_index[:, 0], probe_ids, t_names, f)[0] for f in fars}
-    return {"gallery_identities": n_enrolled, "probes": len(probes), "mated_probes": len(mated),
-            "rank1": rank1, "dir": dirs}
+    probe (:func:`facevox.verification.identification.identification_protocol`): closed-set rank-1 and
+    rank-5 over the enrolled people's probes, open-set DIR at each FAR over all probes."""
+    return identification_protocol(scorer, read_identities(root), root, enrolled_fraction, gallery_per_identity,
+                                   fars)
 
 
 def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, backend: str = "model",
