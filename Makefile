@@ -11,7 +11,7 @@ setup: $(VENV)/.ready
 $(VENV)/.ready: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) -e ".[test,explain,m4a,faiss,speaker-baseline,face-baseline]"
+	$(PIP) -e ".[test,explain,m4a,faiss,speaker-baseline,face-baseline,export]"
 	# gan-face-generate ships the DCGAN face generator's weights.tar, the only part of it facevox
 	# reads. It cannot be an extra: it declares torchvision (forbidden here) and wandb. Hence --no-deps.
 	$(PIP) --no-deps gan-face-generate

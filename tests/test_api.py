@@ -109,6 +109,17 @@ def test_shipped_resemblyzer_calibration_is_sane():
     assert backend_card("no-such-backend") is None
 
 
+def test_shipped_dlib_calibration_is_sane():
+    from facevox.verification.calibration import backend_calibration, backend_card
+
+    card, cal = backend_card("dlib"), backend_calibration("dlib")
+    assert card["similarity"] == "euclidean" and "ORL" in card["fitted_on"]["data"]
+    # the score is minus the Euclidean distance: the threshold is near dlib's own distance of 0.6
+    assert cal.a > 0 and -0.8 < cal.threshold < -0.4 and cal.target_far == 0.01
+    assert card["evaluated_on"]["far_at_threshold"] <= 0.05 and card["detection_failures"]["count"] >= 0
+    assert cal.n_target + cal.n_nontarget == card["fitted_on"]["trials"]
+
+
 @pytest.mark.skipif(not __import__("importlib").util.find_spec("resemblyzer"), reason="resemblyzer not installed")
 def test_speaker_verify_with_no_model_decides(tmp_path, capsys):
     from facevox.cli import main

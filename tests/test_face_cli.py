@@ -52,6 +52,8 @@ def test_face_cli_end_to_end(tmp_path):
     assert (model / "model.safetensors").is_file()
     extra = json.loads((model / "extra.json").read_text())
     assert len(extra["calib_identities"]) == 2 and extra["train_identities"] == 6
+    held = json.loads((model / "metrics.json").read_text())  # what it scored on its 2 held-out people
+    assert held["held_out_classes"] == 2 and held["held_out_target_trials"] == 20 and 0 <= held["held_out_eer"] <= 1
 
     done = facevox("face", "eval", str(tmp_path / "pairs.txt"), "--root", str(aligned), "--model", str(model),
                    "--identify", str(aligned), "--out", str(tmp_path / "eval"))

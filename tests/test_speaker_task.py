@@ -186,6 +186,8 @@ def test_cli_train_trials_eval_verify(corpus, tmp_path):
     spec = read_model_folder(model).inference  # the typed spec every consumer reads
     assert spec.kind == "embedding" and spec.sample_rate == 16000
     assert spec.threshold == extra["calibration"]["threshold"]
+    held = json.loads((model / "metrics.json").read_text())  # what it scored on its 2 held-out speakers
+    assert held["held_out_classes"] == 2 and held["held_out_target_trials"] == 6 and 0 <= held["held_out_eer"] <= 1
 
     trials = tmp_path / "trials.txt"
     done = facevox("speaker", "trials", str(corpus), "--out", str(trials), "--mode", "sampled", "--n", "40",

@@ -160,11 +160,12 @@ class FaceVerifier:
 class FakeFaceDetector:
     """Real or GAN-generated? A fakeface model folder (``fakeface train``)."""
 
-    def __init__(self, path: str | Path, *, device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(self, path: str | Path, *, device: str = "auto", precision: str = "fp32",
+                 detector: Any = None) -> None:  # detector: an exported model's (facevox.export)
         from facevox.tasks.fakeface.scoring import Detector
 
         self.path, self.device, self.precision = Path(path), device, precision
-        self.detector = Detector.load(str(path), use="facevox.load", device=device, precision=precision)
+        self.detector = detector or Detector.load(str(path), use="facevox.load", device=device, precision=precision)
 
     @property
     def threshold(self) -> float:
@@ -235,8 +236,9 @@ def load(what: str | Path, *, device: str = "auto", precision: str = "fp32", **o
 
     ``"resemblyzer"`` / speaker folders -> :class:`SpeakerVerifier`; ``"dlib"`` / face folders ->
     :class:`FaceVerifier` (options ``aligned``, ``detector``); fakeface folders ->
-    :class:`FakeFaceDetector`; invert encoder folders -> :class:`Inverter`. Anything else is a
-    one-line :class:`~facevox.errors.FacevoxError`."""
+    :class:`FakeFaceDetector`; invert encoder folders -> :class:`Inverter`; a file written by
+    ``facevox export --format onnx`` -> the object of its task, run by onnxruntime
+    (:func:`facevox.export.load_exported`). Anything else is a one-line :class:`~facevox.errors.FacevoxError`."""
     name = str(what)
     if name in BACKENDS and not Path(name).exists():
         task = BACKENDS[name]
@@ -244,6 +246,10 @@ def load(what: str | Path, *, device: str = "auto", precision: str = "fp32", **o
     path = Path(what)
     if not path.exists():
         raise FacevoxError(f"no such model folder, and not a backend (valid: {', '.join(BACKENDS)})", path)
+    if path.is_file():  # a file written by ``facevox export`` (ONNX or TorchScript, with its sidecar)
+        from facevox.export import load_exported
+
+        return load_exported(path, device=device, precision=precision, **options)
     task = folder_task(path)
     return _make(task, path, "model", device, precision, options)
 

@@ -90,6 +90,12 @@ def _cmd_eval_scores(args: argparse.Namespace) -> None:
     print(f"report: {Path(args.out) / 'report.html'}")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from facevox.export import export_model
+
+    export_model(args.model, args.out, args.format)
+
+
 def _planned(group: str, commands: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         print(f"facevox {group}: no commands yet (planned: {commands})", file=sys.stderr)
@@ -126,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "eval-scores", _cmd_eval_scores, "metrics and report for a file of scored trials")
     p.add_argument("scores", help="text file: 'score label' or 'label score' per line (label 1/0 or target/nontarget)")
     p.add_argument("--out", default="runs/eval-scores", help="output folder")
+
+    p = _command(sub, "export", _cmd_export, "export a speaker, face or fakeface model folder to ONNX or TorchScript")
+    p.add_argument("model", help="model folder")
+    p.add_argument("--format", default="onnx", help="onnx (default; run by onnxruntime) or torchscript")
+    p.add_argument("--out", required=True, help="file to write; its sidecar OUT.json says how it was exported")
+    p.set_defaults(out_is_file=True)
 
     planned: dict[str, str] = {}
     for group, help in TASK_GROUPS.items():

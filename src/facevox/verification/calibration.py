@@ -89,6 +89,28 @@ def calibrate_held_out(emb: np.ndarray, owners: Sequence[str], target_far: float
     return fit_calibration(scores, same.astype(int), target_far, name=name)
 
 
+def held_out_metrics(emb: np.ndarray, owners: Sequence[str], calibration: Calibration, similarity: str = "cosine"
+                     ) -> dict[str, Any]:
+    """What a model folder's ``metrics.json`` says it scored on the held-out classes of training: EER,
+    minDCF, Cllr and the FAR / FRR at its threshold over all pairs of their embeddings (N, D). The
+    same trials fitted the calibration, so the threshold figures are in-sample (the EER is not
+    affected: it needs no threshold)."""
+    from facevox.metrics import cllr, eer, min_dcf
+    from facevox.verification.scoring import pair_similarity
+
+    i, j, same = all_pairs(owners)
+    scores = pair_similarity(emb[i], emb[j], similarity)
+    labels = same.astype(int)
+    accept = scores >= calibration.threshold
+    return {"held_out_classes": len(set(owners)), "held_out_items": len(owners),
+            "held_out_target_trials": int(labels.sum()), "held_out_nontarget_trials": int(len(labels) - labels.sum()),
+            "held_out_eer": float(eer(scores, labels)[0]),
+            "held_out_min_dcf_0.01": float(min_dcf(scores, labels, 0.01)[0]),
+            "held_out_cllr": float(cllr(calibration.llr(scores), labels)),
+            "held_out_far_at_threshold": float(accept[labels == 0].mean()),
+            "held_out_frr_at_threshold": float((~accept[labels == 1]).mean())}
+
+
 def backend_card(name: str) -> dict[str, Any] | None:
     """The calibration card shipped for a pretrained backend (``facevox/backends/<name>.json``:
     calibration, what it was fitted and evaluated on, the command), or None when none ships."""

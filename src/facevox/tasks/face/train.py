@@ -69,7 +69,7 @@ def _threshold(model: nn.Module, arrays: list[np.ndarray], who: list[str], cfg: 
     """Calibration (llr = a * cosine + b) and the threshold at ``scoring.target_far`` on all pairs
     of the held-out identities (:func:`facevox.verification.calibration.calibrate_held_out`)."""
     from facevox.tasks.face.embed import FaceEmbedder
-    from facevox.verification.calibration import all_pairs, calibrate_held_out
+    from facevox.verification.calibration import all_pairs, calibrate_held_out, held_out_metrics
     from facevox.verification.scoring import pair_similarity
 
     emb = FaceEmbedder(model, tuple(cfg.data.input_size), flip=cfg.scoring.flip).embed(arrays)
@@ -81,7 +81,7 @@ def _threshold(model: nn.Module, arrays: list[np.ndarray], who: list[str], cfg: 
           f"(TAR {tar:.3f})")
     return {"threshold": cal.threshold, "threshold_far": cfg.scoring.target_far, "threshold_tar": tar,
             "calibration": cal, "calibration_fitted_on": "held-out identities of training",
-            "calib_identities": calib}
+            "calib_identities": calib, "metrics": held_out_metrics(emb, who, cal)}
 
 
 def train_face(cfg: FaceConfig, out: Path, *, resume: bool = True, licence: str = "unknown") -> dict[str, Any]:
@@ -171,11 +171,12 @@ def _fit(cfg: FaceConfig, out: Path, model: nn.Module, dataset: Any, n_identitie
     train_seconds = time.perf_counter() - t0
     model.to(memory_format=torch.contiguous_format)
     fitted = _threshold(model, *calib_faces, cfg) if calib_faces is not None else {}
+    metrics = fitted.pop("metrics", {"held_out": "none (hold out identities with data.calib_identities=N to measure)"})
     spec = FaceSpec(input_size=tuple(cfg.data.input_size), flip=cfg.scoring.flip, loss=cfg.loss.name,
                     threshold=fitted.pop("threshold", None), calibration=fitted.pop("calibration", None))
     extra = {**spec.to_extra(), "train_seconds": train_seconds, "train_identities": n_identities,
              "train_images": n_images, **fitted}
-    folder = save_model(out / "model", model, config=cfg, extra=extra,
+    folder = save_model(out / "model", model, config=cfg, extra=extra, metrics=metrics,
                         card=ModelCard(task=f"face verification embeddings ({cfg.loss.name} loss)",
                                        data=f"{cfg.data.train}: {n_identities} identities, {n_images} images",
                                        licence=licence))

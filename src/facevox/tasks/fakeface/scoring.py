@@ -81,7 +81,11 @@ class Detector:
         folder of another task gets ("this is a speaker model folder; fakeface predict needs ...")."""
         from facevox.checkpoint import read_model_folder
 
-        folder = read_model_folder(model_dir, task="fakeface", use=use)
+        return cls.from_folder(read_model_folder(model_dir, task="fakeface", use=use), **kwargs)
+
+    @classmethod
+    def from_folder(cls, folder: Any, **kwargs) -> Detector:
+        """The detector of a read :class:`~facevox.checkpoint.ModelFolder` (or an exported model's stand-in)."""
         extra = folder.extra
         det = cls(folder.model, int(extra.get("load_size", 256)), float(extra.get("threshold", 0.5)),
                   mask=extra.get("mask"), extra=extra, **kwargs)

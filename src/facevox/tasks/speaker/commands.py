@@ -28,7 +28,7 @@ def _eval(args: argparse.Namespace) -> None:
              model=args.model, backend=args.backend, cohort=Path(args.cohort) if args.cohort else None,
              asnorm_top_k=args.asnorm_top_k, cache=not args.no_cache, embeddings=args.embeddings,
              device=args.device, precision=args.precision, workers=args.workers, batch_size=args.batch_size,
-             skip_bad=args.skip_bad)
+             skip_bad=args.skip_bad, vad=args.vad)
     print(f"report: {Path(args.out) / 'report.html'}")
 
 
@@ -37,7 +37,7 @@ def _embed(args: argparse.Namespace) -> None:
 
     r = embed_source(args.source, args.out, model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, workers=args.workers, batch_size=args.batch_size,
-                     skip_bad=args.skip_bad)
+                     skip_bad=args.skip_bad, vad=args.vad)
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun every rank ends with the whole store
         print(f"{r['embedded']} of {r['files']} files in the store ({r['new']} new) -> {r['store']}")
 
@@ -46,7 +46,7 @@ def _verify(args: argparse.Namespace) -> None:
     from facevox.tasks.speaker.evaluate import SpeakerScorer
 
     scorer = SpeakerScorer(args.model, args.backend, use="speaker verify", device=args.device,
-                           precision=args.precision)
+                           precision=args.precision, vad=args.vad)
     result = scorer.verify(Path(args.a), Path(args.b))
     if args.json:
         print(json.dumps(result))
@@ -109,6 +109,11 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                             "(pip install \"facevox[speaker-baseline]\"); 'auto': the model folder if --model is "
                             f"given, else resemblyzer (default: {default})")
 
+    def vad_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--vad", action="store_true",
+                       help="trim each recording to its speech with silero-vad before embedding "
+                            "(needs the silero-vad package: pip install silero-vad)")
+
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
         p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
@@ -133,6 +138,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings")
     p.add_argument("--embeddings", help="embedding store to read and fill (from speaker embed) instead of the cache")
     scorer_args(p)
+    vad_arg(p)
     extract_args(p)
     p.set_defaults(handler=_eval)
 
@@ -142,6 +148,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("source", help="folder (searched recursively), manifest CSV (path column) or list file of paths")
     p.add_argument("--out", required=True, help="store folder to create or add to")
     scorer_args(p)
+    vad_arg(p)
     extract_args(p)
     p.set_defaults(handler=_embed)
 
@@ -153,6 +160,7 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("b")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     scorer_args(p, default="auto")
+    vad_arg(p)
     device_args(p)
     p.set_defaults(handler=_verify)
 

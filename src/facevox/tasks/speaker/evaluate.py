@@ -16,7 +16,7 @@ import torch
 
 from facevox.audio.features import fixed_windows
 from facevox.audio.io import load_audio
-from facevox.checkpoint import read_model_folder
+from facevox.checkpoint import ModelFolder, read_model_folder
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text, report_skipped
 from facevox.metrics import VERIFICATION_FARS, cllr, far_support_warnings
@@ -98,12 +98,23 @@ class PairScorer:
 class SpeakerScorer(Verifier):
     """A speaker model folder or a pretrained backend on the shared verification layer: decoding
     and the network are the speaker task's; scoring, AS-norm, the decision and identification are
-    :class:`facevox.verification.verifier.Verifier`'s. A pair classifier scores waves directly."""
+    :class:`facevox.verification.verifier.Verifier`'s. A pair classifier scores waves directly.
+    ``vad``: each decoded wave is trimmed to its speech by silero-vad first (:mod:`facevox.audio.vad`)."""
 
     def __init__(self, model: str | Path | None = None, backend: str = "model", use: str = "speaker scoring", *,
                  device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
-                 skip_bad: bool = False) -> None:
+                 skip_bad: bool = False, vad: bool = False) -> None:
         self.workers, self.batch_size, self.skip_bad = workers, batch_size, skip_bad
+        self.vad = bool(vad)
+        self._init_scorer(model, backend, use, device, precision)
+        if self.vad:  # trimmed waves give other embeddings: another store key (a missing package fails here)
+            from facevox.audio.vad import vad_settings
+
+            settings = getattr(getattr(self, "embed", None), "settings", {})
+            self.store_key = store_fingerprint(self.fingerprint, {**settings, **vad_settings()})
+            self.name += " + silero-vad trim"
+
+    def _init_scorer(self, model: str | Path | None, backend: str, use: str, device: str, precision: str) -> None:
         if backend == "auto":  # a model folder when one is given, else the pretrained encoder
             backend = "model" if model is not None else "resemblyzer"
         if backend not in BACKENDS:
@@ -120,11 +131,12 @@ class SpeakerScorer(Verifier):
         if model is None:
             raise FacevoxError("give a model folder (--model) or a pretrained backend (--backend resemblyzer)",
                                "--model")
-        folder = read_model_folder(model, task="speaker", use=use)
+        # an already-read folder: an exported model's stand-in (facevox.export)
+        folder = model if isinstance(model, ModelFolder) else read_model_folder(model, task="speaker", use=use)
         extra, cfg = folder.extra, folder.config
         self.where = folder.path
         self.kind = extra.get("kind", "embedding")
-        self.name = f"{Path(model).name} ({folder.spec['kwargs'].get('backbone', folder.spec['name'])})"
+        self.name = f"{Path(folder.path).name} ({folder.spec['kwargs'].get('backbone', folder.spec['name'])})"
         self.fingerprint = model_fingerprint(folder.model)
         if "calibration" in extra:
             self.calibration = Calibration.from_dict(extra["calibration"])
@@ -144,10 +156,19 @@ class SpeakerScorer(Verifier):
             return EmbeddingStore.open(embeddings, self.store_key, {"scorer": self.name}, where="--embeddings")
         return default_store(self.store_key) if cache else None
 
+    def prepare(self, wave: np.ndarray) -> np.ndarray:
+        """A decoded wave as it is embedded: trimmed to its speech when ``vad`` is on."""
+        if not self.vad:
+            return wave
+        from facevox.audio.vad import trim_silence
+
+        return trim_silence(wave, SAMPLE_RATE, MIN_SCORING_SECONDS)
+
     def embed_paths(self, paths: Sequence[Path], store: EmbeddingStore | None = None,
                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Unit embeddings (n, D) of audio files and which were read (n,) bool; skipped files are listed."""
-        extract = extractor(self.embed, workers=self.workers, batch_size=self.batch_size, skip_bad=self.skip_bad,
+        embed = (lambda wave: self.embed(self.prepare(wave))) if self.vad else self.embed
+        extract = extractor(embed, workers=self.workers, batch_size=self.batch_size, skip_bad=self.skip_bad,
                             progress=progress)
         emb, ok, bad = embed_paths(list(paths), extract, store)
         report_skipped(bad, "audio file")
@@ -163,7 +184,7 @@ class SpeakerScorer(Verifier):
         names, ia, ib = index_pairs([t.a for t in trials], [t.b for t in trials])
         files = [resolve(root, n) for n in names]
         if self.kind == "pair":
-            waves = {f: load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in files}
+            waves = {f: self.prepare(load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS)) for f in files}
             return (np.array([self.pair(waves[files[a]], waves[files[b]]) for a, b in zip(ia, ib, strict=True)]),
                     np.ones(len(trials), dtype=bool))
         emb, ok = self.embed_paths(files, self.store(cache, embeddings))
@@ -200,6 +221,7 @@ class SpeakerScorer(Verifier):
 
     def verify_waves(self, wa: np.ndarray, wb: np.ndarray, what: str = "the two waveforms") -> dict[str, Any]:
         """:meth:`verify` of two waveforms (T,) at 16 kHz; ``what`` names them in an error."""
+        wa, wb = self.prepare(wa), self.prepare(wb)
         score = self.pair(wa, wb) if self.kind == "pair" else float(unit(self.embed(wa)) @ unit(self.embed(wb)))
         check_finite_scores([score], [what], self.where)
         if self.kind == "pair" and self.calibration is None:  # the classifier's own decision: logit > 0
@@ -212,7 +234,7 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
              backend: str = "model", cohort: Path | None = None, asnorm_top_k: int = 0,
              cache: bool = True, embeddings: str | Path | None = None, device: str = "auto",
              precision: str = "fp32", workers: int = 0, batch_size: int = 32,
-             skip_bad: bool = False) -> dict[str, Any]:
+             skip_bad: bool = False, vad: bool = False) -> dict[str, Any]:
     """Score a trial list and write metrics.json, plots, scores.txt and report.html to ``out``."""
     check_one_process("speaker")
     if cohort is not None and asnorm_top_k <= 0:
@@ -223,7 +245,7 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
     trials = read_trials(trials_path)
     root = Path(audio_root) if audio_root is not None else Path(trials_path).parent
     scorer = SpeakerScorer(model, backend, use="speaker eval", device=device, precision=precision, workers=workers,
-                           batch_size=batch_size, skip_bad=skip_bad)
+                           batch_size=batch_size, skip_bad=skip_bad, vad=vad)
     if asnorm_top_k > 0 and scorer.kind == "pair":
         raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--asnorm-top-k")
     if embeddings is not None and scorer.kind == "pair":
@@ -269,7 +291,7 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
 
 def embed_source(source: str | Path, out: str | Path, *, model: str | Path | None = None, backend: str = "model",
                  device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
-                 skip_bad: bool = False) -> dict[str, Any]:
+                 skip_bad: bool = False, vad: bool = False) -> dict[str, Any]:
     """Embed every audio file of ``source`` (folder, manifest or list) into the store ``out``.
 
     Files already in the store (same model and settings, unchanged size and mtime) are not embedded
@@ -279,7 +301,7 @@ def embed_source(source: str | Path, out: str | Path, *, model: str | Path | Non
 
     files = list(dict.fromkeys(read_source(source, list_audio_files, AUDIO_EXTENSIONS, "audio")))
     scorer = SpeakerScorer(model, backend, use="speaker embed", device=device, precision=precision, workers=workers,
-                           batch_size=batch_size, skip_bad=skip_bad)
+                           batch_size=batch_size, skip_bad=skip_bad, vad=vad)
     if scorer.kind == "pair":
         raise FacevoxError("a pair classifier has no embeddings to store", "--model")
     store = EmbeddingStore.open(out, scorer.store_key, {"scorer": scorer.name}, where="--out")

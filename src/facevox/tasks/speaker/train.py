@@ -40,7 +40,7 @@ from facevox.tasks.speaker.datasets import (
 )
 from facevox.tasks.speaker.scoring import WaveEmbedder, embed_files
 from facevox.train import Trainer, seed_everything
-from facevox.verification.calibration import calibrate_held_out
+from facevox.verification.calibration import Calibration, calibrate_held_out, held_out_metrics
 
 
 def build_model(cfg: SpeakerConfig) -> nn.Module:
@@ -249,9 +249,9 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
 
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"held_out": "none (hold out speakers with data.calib_speakers=N to measure)"}
     if calib is not None and kind != "pair":
-        calib = _calibrate(model, calib, cfg)
+        calib, metrics = _calibrate(model, calib, cfg)
         metrics["calibration_trials"] = calib.n_target + calib.n_nontarget
     else:
         calib = None
@@ -269,10 +269,12 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
     return {"model": folder, "train_seconds": train_seconds, "extra": extra}
 
 
-def _calibrate(model: nn.Module, corpus: Corpus, cfg: SpeakerConfig):
-    """Calibration and the target-FAR threshold on all pairs of the held-out speakers' utterances."""
+def _calibrate(model: nn.Module, corpus: Corpus, cfg: SpeakerConfig) -> tuple[Calibration, dict[str, Any]]:
+    """Calibration and the target-FAR threshold on all pairs of the held-out speakers' utterances, and
+    what the model scored on them (the folder's metrics.json)."""
     embed = WaveEmbedder(model, window_seconds=cfg.scoring.window_seconds, max_seconds=cfg.scoring.max_seconds)
     paths = [u.path for u in corpus.utterances]
     emb = embed_files(paths, embed, progress=False)
-    return calibrate_held_out(np.stack([emb[Path(p)] for p in paths]), [u.speaker for u in corpus.utterances],
-                              cfg.scoring.target_far)
+    emb, owners = np.stack([emb[Path(p)] for p in paths]), [u.speaker for u in corpus.utterances]
+    calib = calibrate_held_out(emb, owners, cfg.scoring.target_far)
+    return calib, held_out_metrics(emb, owners, calib)
