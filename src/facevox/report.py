@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import html
 import importlib.metadata
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -43,11 +44,27 @@ Curves = Mapping[str, tuple[ArrayLike, ArrayLike]]
 
 @dataclass(frozen=True)
 class Table:
-    """An extra table for :func:`write_html_report`."""
+    """An extra table for :func:`write_html_report`; the standard reports also write it into
+    metrics.json (``tables``: ``{caption: {"columns": [...], "rows": [[...], ...]}}``)."""
 
     caption: str
     header: Sequence[str]
     rows: Sequence[Sequence[Any]]
+
+
+# keys of metrics.json that the report shows as its tables and notes rather than as metrics
+TABLES_KEY, NOTES_KEY = "tables", "notes"
+
+
+def tables_json(tables: Sequence[Table]) -> dict[str, dict[str, list[Any]]]:
+    """``{caption: {"columns": [...], "rows": [[...], ...]}}``; a repeated caption gets " (2)", " (3)"..."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    for t in tables:
+        key, n = t.caption, 2
+        while key in out:
+            key, n = f"{t.caption} ({n})", n + 1
+        out[key] = {"columns": [str(h) for h in t.header], "rows": [list(r) for r in t.rows]}
+    return out
 
 
 # ----------------------------------------------------------------------------- plot helpers
@@ -532,6 +549,25 @@ def write_html_report(
 # ----------------------------------------------------------------------------- standard reports
 
 
+def _with_tables(result: Mapping[str, Any], tables: Sequence[Table], notes: Sequence[str]) -> dict[str, Any]:
+    """``result`` plus its report's ``tables`` (:func:`tables_json`) and ``notes``: what metrics.json holds."""
+    for key in (TABLES_KEY, NOTES_KEY):
+        if key in result:
+            raise FacevoxError(f"metric name '{key}' is reserved for the report's {key}")
+    return {**result, TABLES_KEY: tables_json(tables), NOTES_KEY: [str(n) for n in notes]}
+
+
+def _write_metrics_and_report(out: Path, doc: Mapping[str, Any], title: str, figures: Sequence[tuple[str, Path]],
+                              subtitle: str) -> None:
+    """metrics.json (``doc`` from :func:`_with_tables`), then report.html drawn from what that file holds,
+    read back: every figure the page shows is in the JSON, as the JSON has it (NaN and inf: null)."""
+    atomic_write_json(out / "metrics.json", doc)
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    shown_tables = [Table(k, v["columns"], v["rows"]) for k, v in saved.pop(TABLES_KEY).items()]
+    shown_notes = saved.pop(NOTES_KEY)
+    write_html_report(out, title, saved, figures, tables=shown_tables, notes=shown_notes, subtitle=subtitle)
+
+
 def verification_report(
     scores: ArrayLike,
     labels: ArrayLike,
@@ -544,7 +580,8 @@ def verification_report(
     """Standard verification output: metrics.json, roc.png, det.png, scores.png and report.html.
 
     ``scores`` are trial scores (higher means "same identity"), ``labels`` 1 for target trials.
-    Returns :func:`facevox.metrics.verification_metrics` merged with ``extra_metrics``.
+    Returns :func:`facevox.metrics.verification_metrics` merged with ``extra_metrics``, plus ``tables``
+    (:func:`tables_json`) and ``notes``: all of it is in metrics.json, and the page shows nothing else.
     ``out_dir`` is written as one unit and replaced as a whole (:func:`facevox.outdir.output_dir`);
     to add files of your own, write them and call this inside ``with output_dir(out_dir) as out:``
     with ``out``.
@@ -556,8 +593,8 @@ def verification_report(
         raise FacevoxError("verification needs both target and non-target trials")
     result: dict[str, Any] = dict(M.verification_metrics(s, y))
     result.update(extra_metrics or {})
+    doc = _with_tables(result, tables, notes)
     with output_dir(out_dir, "verification report") as out:
-        atomic_write_json(out / "metrics.json", result)
         fpr, tpr, _ = M.roc_points(s, y)
         dfpr, fnr, _ = M.det_points(s, y)
         plot_roc({"system": (fpr, tpr)}, out / "roc.png")
@@ -570,8 +607,8 @@ def verification_report(
             (f"Score distributions; dashed: EER threshold {thr:.4g}", out / "scores.png"),
         ]
         subtitle = f"{int(y.sum())} target and {int((~y).sum())} non-target trials"
-        write_html_report(out, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
-    return result
+        _write_metrics_and_report(out, doc, title, figures, subtitle)
+    return doc
 
 
 def classification_report(
@@ -589,9 +626,10 @@ def classification_report(
     """Standard output of a binary classifier; ``probs`` is P(class 1), i.e. P(``class_names[1]``).
 
     Writes metrics.json, roc.png, confusion.png, reliability.png, scores.png and report.html and
-    returns the metrics. ``confusion`` is nested as ``{true class: {predicted class: count}}``,
-    predicting class 1 when ``prob >= threshold``. ``out_dir`` is written as one unit and replaced
-    as a whole (:func:`facevox.outdir.output_dir`): draw ``extra_figures`` inside
+    returns the metrics, with ``tables`` (:func:`tables_json`) and ``notes`` as in metrics.json.
+    ``confusion`` is nested as ``{true class: {predicted class: count}}``, predicting class 1 when
+    ``prob >= threshold``. ``out_dir`` is written as one unit and replaced as a whole
+    (:func:`facevox.outdir.output_dir`): draw ``extra_figures`` inside
     ``with output_dir(out_dir) as out:`` into ``out`` and pass ``out`` here.
     """
     from facevox import metrics as M
@@ -619,8 +657,8 @@ def classification_report(
         },
     }
     result.update(extra_metrics or {})
+    doc = _with_tables(result, tables, notes)
     with output_dir(out_dir, "classification report") as out:
-        atomic_write_json(out / "metrics.json", result)
         fpr, tpr, _ = M.roc_points(p, y)
         plot_roc({"classifier": (fpr, tpr)}, out / "roc.png")
         plot_confusion(cm, class_names, out / "confusion.png")
@@ -641,5 +679,5 @@ def classification_report(
             *extra_figures,
         ]
         subtitle = f"{int((~y).sum())} {class_names[0]} and {int(y.sum())} {class_names[1]} samples"
-        write_html_report(out, title, result, figures, tables=tables, notes=notes, subtitle=subtitle)
-    return result
+        _write_metrics_and_report(out, doc, title, figures, subtitle)
+    return doc

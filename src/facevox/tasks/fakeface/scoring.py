@@ -86,9 +86,10 @@ class Detector:
     @classmethod
     def from_folder(cls, folder: Any, **kwargs) -> Detector:
         """The detector of a read :class:`~facevox.checkpoint.ModelFolder` (or an exported model's stand-in)."""
-        extra = folder.extra
-        det = cls(folder.model, int(extra.get("load_size", 256)), float(extra.get("threshold", 0.5)),
-                  mask=extra.get("mask"), extra=extra, **kwargs)
+        from facevox.inference_spec import FakeFaceSpec
+
+        spec = FakeFaceSpec.from_extra(folder.extra)
+        det = cls(folder.model, spec.load_size, spec.threshold, mask=spec.mask, extra=folder.extra, **kwargs)
         det.where = folder.path
         return det
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facevox.config import SEED, load_config, ranged_arg
 from facevox.errors import FacevoxError
+from facevox.tasks.speaker.scoring import MIN_SCORING_SECONDS, PAD_SECONDS
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -28,7 +29,8 @@ def _eval(args: argparse.Namespace) -> None:
              model=args.model, backend=args.backend, cohort=Path(args.cohort) if args.cohort else None,
              asnorm_top_k=args.asnorm_top_k, cache=not args.no_cache, embeddings=args.embeddings,
              device=args.device, precision=args.precision, workers=args.workers, batch_size=args.batch_size,
-             skip_bad=args.skip_bad, vad=args.vad)
+             skip_bad=args.skip_bad, vad=args.vad, min_seconds=args.min_seconds,
+             identify=Path(args.identify) if args.identify else None)
     print(f"report: {Path(args.out) / 'report.html'}")
 
 
@@ -37,7 +39,7 @@ def _embed(args: argparse.Namespace) -> None:
 
     r = embed_source(args.source, args.out, model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, workers=args.workers, batch_size=args.batch_size,
-                     skip_bad=args.skip_bad, vad=args.vad)
+                     skip_bad=args.skip_bad, vad=args.vad, min_seconds=args.min_seconds)
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun every rank ends with the whole store
         print(f"{r['embedded']} of {r['files']} files in the store ({r['new']} new) -> {r['store']}")
 
@@ -46,7 +48,7 @@ def _verify(args: argparse.Namespace) -> None:
     from facevox.tasks.speaker.evaluate import SpeakerScorer
 
     scorer = SpeakerScorer(args.model, args.backend, use="speaker verify", device=args.device,
-                           precision=args.precision, vad=args.vad)
+                           precision=args.precision, vad=args.vad, min_seconds=args.min_seconds)
     result = scorer.verify(Path(args.a), Path(args.b))
     if args.json:
         print(json.dumps(result))
@@ -113,6 +115,10 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
         p.add_argument("--vad", action="store_true",
                        help="trim each recording to its speech with silero-vad before embedding "
                             "(needs the silero-vad package: pip install silero-vad)")
+        p.add_argument("--min-seconds", type=ranged_arg(float, gt=0), default=MIN_SCORING_SECONDS,
+                       help="shorter recordings are an error (skipped with --skip-bad); recordings under "
+                            f"{PAD_SECONDS:g} s that this allows are tiled (repeated end to end) to {PAD_SECONDS:g} s "
+                            f"before embedding (default: {MIN_SCORING_SECONDS:g}; like training's data.min_seconds)")
 
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
@@ -137,6 +143,8 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--asnorm-top-k", type=ranged_arg(int, ge=0), default=0)
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings")
     p.add_argument("--embeddings", help="embedding store to read and fill (from speaker embed) instead of the cache")
+    p.add_argument("--identify", help="also run identification on this corpus folder: the first half of the speakers "
+                   "(sorted) enrolled with their first recording, every other recording a probe (rank-1/5, DIR@FAR)")
     scorer_args(p)
     vad_arg(p)
     extract_args(p)

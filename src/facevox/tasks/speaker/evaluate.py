@@ -19,9 +19,10 @@ from facevox.audio.io import load_audio
 from facevox.checkpoint import ModelFolder, read_model_folder
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_text, report_skipped
-from facevox.metrics import VERIFICATION_FARS, cllr, far_support_warnings
+from facevox.inference_spec import SpeakerSpec
+from facevox.metrics import VERIFICATION_FARS, cllr, far_support_warnings, kfold_accuracy
 from facevox.outdir import output_dir, prepare_output
-from facevox.report import verification_report
+from facevox.report import Table, verification_report
 from facevox.scores import check_finite_scores
 from facevox.tasks.speaker.corpus import Trial, read_corpus, read_trials
 from facevox.tasks.speaker.scoring import (
@@ -44,10 +45,12 @@ from facevox.verification import (
 )
 from facevox.verification.calibration import Calibration, backend_calibration
 from facevox.verification.extract import check_one_process
+from facevox.verification.identification import identification_protocol
 from facevox.verification.verifier import Verifier
 
 SAMPLE_RATE = 16000
 BACKENDS = ("auto", "model", "resemblyzer")
+KFOLDS = 10  # k-fold accuracy of a trial list: trial i in fold i mod 10 (interleaved, as lists are often sorted)
 
 
 class ResemblyzerEmbedder:
@@ -99,12 +102,17 @@ class SpeakerScorer(Verifier):
     """A speaker model folder or a pretrained backend on the shared verification layer: decoding
     and the network are the speaker task's; scoring, AS-norm, the decision and identification are
     :class:`facevox.verification.verifier.Verifier`'s. A pair classifier scores waves directly.
-    ``vad``: each decoded wave is trimmed to its speech by silero-vad first (:mod:`facevox.audio.vad`)."""
+    ``vad``: each decoded wave is trimmed to its speech by silero-vad first (:mod:`facevox.audio.vad`).
+    ``min_seconds``: shorter recordings are an error (skipped with ``skip_bad``); recordings under
+    :data:`~facevox.tasks.speaker.scoring.PAD_SECONDS` that it allows are tiled up to it before embedding."""
 
     def __init__(self, model: str | Path | None = None, backend: str = "model", use: str = "speaker scoring", *,
                  device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
-                 skip_bad: bool = False, vad: bool = False) -> None:
+                 skip_bad: bool = False, vad: bool = False, min_seconds: float = MIN_SCORING_SECONDS) -> None:
+        if not (min_seconds > 0 and np.isfinite(min_seconds)):
+            raise FacevoxError(f"must be a number > 0, got {min_seconds}", "--min-seconds")
         self.workers, self.batch_size, self.skip_bad = workers, batch_size, skip_bad
+        self.min_seconds = float(min_seconds)
         self.vad = bool(vad)
         self._init_scorer(model, backend, use, device, precision)
         if self.vad:  # trimmed waves give other embeddings: another store key (a missing package fails here)
@@ -133,20 +141,17 @@ class SpeakerScorer(Verifier):
                                "--model")
         # an already-read folder: an exported model's stand-in (facevox.export)
         folder = model if isinstance(model, ModelFolder) else read_model_folder(model, task="speaker", use=use)
-        extra, cfg = folder.extra, folder.config
+        spec = SpeakerSpec.from_extra(folder.extra, folder.config)  # also for a folder that does not say its task
         self.where = folder.path
-        self.kind = extra.get("kind", "embedding")
+        self.kind = spec.kind
         self.name = f"{Path(folder.path).name} ({folder.spec['kwargs'].get('backbone', folder.spec['name'])})"
         self.fingerprint = model_fingerprint(folder.model)
-        if "calibration" in extra:
-            self.calibration = Calibration.from_dict(extra["calibration"])
-        scoring = extra.get("scoring", {})
+        self.calibration = spec.calibration
         if self.kind == "pair":
-            self.pair = PairScorer(folder.model, int(cfg.get("pair", {}).get("crop_samples", 25000)))
+            self.pair = PairScorer(folder.model, spec.crop_samples)
         else:
-            self.embed = WaveEmbedder(folder.model, window_seconds=scoring.get("window_seconds", 0.0),
-                                      max_seconds=scoring.get("max_seconds", 20.0), device=device,
-                                      precision=precision)
+            self.embed = WaveEmbedder(folder.model, window_seconds=spec.window_seconds, max_seconds=spec.max_seconds,
+                                      device=device, precision=precision)
         self.store_key = store_fingerprint(self.fingerprint, getattr(getattr(self, "embed", None), "settings", {}))
 
     def store(self, cache: bool = True, embeddings: str | Path | None = None) -> EmbeddingStore | None:
@@ -162,14 +167,14 @@ class SpeakerScorer(Verifier):
             return wave
         from facevox.audio.vad import trim_silence
 
-        return trim_silence(wave, SAMPLE_RATE, MIN_SCORING_SECONDS)
+        return trim_silence(wave, SAMPLE_RATE, min(self.min_seconds, MIN_SCORING_SECONDS))
 
     def embed_paths(self, paths: Sequence[Path], store: EmbeddingStore | None = None,
                     progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Unit embeddings (n, D) of audio files and which were read (n,) bool; skipped files are listed."""
         embed = (lambda wave: self.embed(self.prepare(wave))) if self.vad else self.embed
-        extract = extractor(embed, workers=self.workers, batch_size=self.batch_size, skip_bad=self.skip_bad,
-                            progress=progress)
+        extract = extractor(embed, min_seconds=self.min_seconds, workers=self.workers, batch_size=self.batch_size,
+                            skip_bad=self.skip_bad, progress=progress)
         emb, ok, bad = embed_paths(list(paths), extract, store)
         report_skipped(bad, "audio file")
         return emb, ok
@@ -184,7 +189,7 @@ class SpeakerScorer(Verifier):
         names, ia, ib = index_pairs([t.a for t in trials], [t.b for t in trials])
         files = [resolve(root, n) for n in names]
         if self.kind == "pair":
-            waves = {f: self.prepare(load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS)) for f in files}
+            waves = {f: self.prepare(load_audio(f, SAMPLE_RATE, self.min_seconds)) for f in files}
             return (np.array([self.pair(waves[files[a]], waves[files[b]]) for a, b in zip(ia, ib, strict=True)]),
                     np.ones(len(trials), dtype=bool))
         emb, ok = self.embed_paths(files, self.store(cache, embeddings))
@@ -216,7 +221,7 @@ class SpeakerScorer(Verifier):
     def verify(self, a: Path, b: Path) -> dict[str, Any]:
         """Score two recordings and decide: ``score``, and when known ``same``, ``threshold``,
         ``p_same`` and ``llr`` (:meth:`Verifier.decide`)."""
-        wa, wb = (load_audio(f, SAMPLE_RATE, MIN_SCORING_SECONDS) for f in (a, b))
+        wa, wb = (load_audio(f, SAMPLE_RATE, self.min_seconds) for f in (a, b))
         return self.verify_waves(wa, wb, f"{a} and {b}")
 
     def verify_waves(self, wa: np.ndarray, wb: np.ndarray, what: str = "the two waveforms") -> dict[str, Any]:
@@ -234,8 +239,11 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
              backend: str = "model", cohort: Path | None = None, asnorm_top_k: int = 0,
              cache: bool = True, embeddings: str | Path | None = None, device: str = "auto",
              precision: str = "fp32", workers: int = 0, batch_size: int = 32,
-             skip_bad: bool = False, vad: bool = False) -> dict[str, Any]:
-    """Score a trial list and write metrics.json, plots, scores.txt and report.html to ``out``."""
+             skip_bad: bool = False, vad: bool = False, min_seconds: float = MIN_SCORING_SECONDS,
+             identify: Path | None = None) -> dict[str, Any]:
+    """Score a trial list and write metrics.json, plots, scores.txt and report.html to ``out``; with
+    ``identify`` (a corpus folder), also closed- and open-set identification on it
+    (:func:`facevox.verification.identification.identification_protocol`)."""
     check_one_process("speaker")
     if cohort is not None and asnorm_top_k <= 0:
         raise FacevoxError("a cohort is only used by AS-norm: give --asnorm-top-k too", "--cohort")
@@ -245,7 +253,9 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
     trials = read_trials(trials_path)
     root = Path(audio_root) if audio_root is not None else Path(trials_path).parent
     scorer = SpeakerScorer(model, backend, use="speaker eval", device=device, precision=precision, workers=workers,
-                           batch_size=batch_size, skip_bad=skip_bad, vad=vad)
+                           batch_size=batch_size, skip_bad=skip_bad, vad=vad, min_seconds=min_seconds)
+    if identify is not None and scorer.kind == "pair":
+        raise FacevoxError("identification needs an embedding model, not a pair classifier", "--identify")
     if asnorm_top_k > 0 and scorer.kind == "pair":
         raise FacevoxError("AS-norm needs an embedding model, not a pair classifier", "--asnorm-top-k")
     if embeddings is not None and scorer.kind == "pair":
@@ -274,6 +284,26 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
         notes.append(f"Stored threshold {cal.threshold:.4f} was chosen for FAR {cal.target_far:g} on "
                      f"{cal.n_target + cal.n_nontarget} held-out trials; "
                      "cllr measures the calibration (lower is better).")
+    tables = []
+    if len(trials) >= 2 * KFOLDS and 0 < labels.sum() < len(labels):
+        k = kfold_accuracy(scores, labels, np.arange(len(trials)) % KFOLDS)
+        extra.update({"kfold_accuracy": k.mean, "kfold_std": k.std, "n_folds": KFOLDS,
+                      "kfold_accuracies": k.accuracies.tolist(), "kfold_thresholds": k.thresholds.tolist()})
+        tables.append(Table(f"Accuracy per fold (trial i in fold i mod {KFOLDS}; threshold chosen on the other folds)",
+                            ("fold", "accuracy", "threshold"),
+                            [(i + 1, a, t) for i, (a, t) in enumerate(zip(k.accuracies, k.thresholds, strict=True))]))
+    if identify is not None:
+        corpus = read_corpus(identify)
+        groups: dict[str, list[Path]] = {}
+        for u in corpus.utterances:
+            groups.setdefault(u.speaker, []).append(Path(u.path))
+        i = extra["identification"] = identification_protocol(scorer, {s: sorted(p) for s, p in groups.items()},
+                                                                identify)
+        tables.append(Table("Identification (first half of the speakers enrolled with one recording each)",
+                            ("measure", "value"),
+                            [("gallery speakers", i["gallery_identities"]), ("probes", i["probes"]),
+                             *((f"rank-{r} (closed set)", i[f"rank{r}"]) for r in (1, 5) if f"rank{r}" in i),
+                             *((f"DIR at FAR {f}", v) for f, v in i["dir"].items())]))
     warnings = far_support_warnings(int(np.sum(labels == 0)), VERIFICATION_FARS)
     if warnings:
         extra["warnings"] = warnings
@@ -281,17 +311,24 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
         atomic_write_text(staged / "scores.txt", "".join(f"{t.a} {t.b} {s:.6f} {'target' if t.label else 'nontarget'}\n"
                                                          for t, s in zip(trials, scores, strict=True)))
         metrics = verification_report(scores, labels, staged, title=f"Speaker verification: {scorer.name}",
-                                      extra_metrics=extra, notes=notes)
+                                      extra_metrics=extra, notes=notes, tables=tables)
     for w in warnings:  # after the results are written: an error before then stays the only line
         print(f"warning: {w}", file=sys.stderr)
     print(f"EER {100 * metrics['eer']:.2f}%  minDCF(0.01) {metrics['min_dcf_0.01']:.4f}  "
           f"({metrics['n_target']} target, {metrics['n_nontarget']} non-target trials)", file=sys.stdout)
+    if "kfold_accuracy" in metrics:
+        print(f"{KFOLDS}-fold accuracy {100 * metrics['kfold_accuracy']:.2f}% +- {100 * metrics['kfold_std']:.2f}")
+    if "identification" in metrics:
+        i = metrics["identification"]
+        ranks = "  ".join(f"rank-{r} {100 * i[f'rank{r}']:.2f}%" for r in (1, 5) if f"rank{r}" in i)
+        dirs = "  ".join(f"DIR@FAR={f} {100 * v:.2f}%" for f, v in i["dir"].items())
+        print(f"identification: {ranks}  {dirs}")
     return metrics
 
 
 def embed_source(source: str | Path, out: str | Path, *, model: str | Path | None = None, backend: str = "model",
                  device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 32,
-                 skip_bad: bool = False, vad: bool = False) -> dict[str, Any]:
+                 skip_bad: bool = False, vad: bool = False, min_seconds: float = MIN_SCORING_SECONDS) -> dict[str, Any]:
     """Embed every audio file of ``source`` (folder, manifest or list) into the store ``out``.
 
     Files already in the store (same model and settings, unchanged size and mtime) are not embedded
@@ -301,7 +338,7 @@ def embed_source(source: str | Path, out: str | Path, *, model: str | Path | Non
 
     files = list(dict.fromkeys(read_source(source, list_audio_files, AUDIO_EXTENSIONS, "audio")))
     scorer = SpeakerScorer(model, backend, use="speaker embed", device=device, precision=precision, workers=workers,
-                           batch_size=batch_size, skip_bad=skip_bad, vad=vad)
+                           batch_size=batch_size, skip_bad=skip_bad, vad=vad, min_seconds=min_seconds)
     if scorer.kind == "pair":
         raise FacevoxError("a pair classifier has no embeddings to store", "--model")
     store = EmbeddingStore.open(out, scorer.store_key, {"scorer": scorer.name}, where="--out")

@@ -20,18 +20,34 @@ from facevox.verification.extract import Extract, embed_paths, extract_waves, ex
 from facevox.verification.store import EmbeddingStore, model_fingerprint, store_fingerprint  # noqa: F401
 
 SAMPLE_RATE = 16000
-MIN_SCORING_SECONDS = 0.5  # shorter recordings are an error naming the file, not a shape error deep in a model
+# Recordings shorter than the scorer's min_seconds (--min-seconds; this by default) are an error
+# naming the file (or are skipped with --skip-bad), not a shape error deep in a model.
+MIN_SCORING_SECONDS = 0.5
+# The padding rule: a recording shorter than this (allowed by a lower --min-seconds) is tiled, repeated
+# end to end and cut to this length, before it is embedded, so every network sees at least 0.5 s of
+# frames; recordings at least this long are embedded as they are.
+PAD_SECONDS = 0.5
+
+
+def tile_to(wave: np.ndarray, length: int) -> np.ndarray:
+    """``wave`` repeated end to end and cut to ``length`` samples when shorter; else unchanged."""
+    if len(wave) >= length or len(wave) == 0:
+        return wave
+    return np.tile(wave, -(-length // len(wave)))[:length]
 
 
 @dataclass(frozen=True)
 class Chunker:
     """A wave (T,) -> its chunks (n, L): the whole wave, or windows of ``window`` samples (half
-    overlap) when windowed scoring is on or the wave is longer than ``max_len``. Picklable, for workers."""
+    overlap) when windowed scoring is on or the wave is longer than ``max_len``; a wave shorter than
+    ``pad`` samples is first tiled to it (:data:`PAD_SECONDS`). Picklable, for workers."""
 
     window: int
     max_len: int
+    pad: int = int(PAD_SECONDS * SAMPLE_RATE)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
+        wave = tile_to(wave, self.pad)
         length = self.window or (self.max_len if len(wave) > self.max_len else 0)
         return fixed_windows(wave, length, length // 2) if length else wave[None]
 

@@ -274,7 +274,7 @@ def _calibrate(model: nn.Module, corpus: Corpus, cfg: SpeakerConfig) -> tuple[Ca
     what the model scored on them (the folder's metrics.json)."""
     embed = WaveEmbedder(model, window_seconds=cfg.scoring.window_seconds, max_seconds=cfg.scoring.max_seconds)
     paths = [u.path for u in corpus.utterances]
-    emb = embed_files(paths, embed, progress=False)
+    emb = embed_files(paths, embed, progress=False, min_seconds=cfg.data.min_seconds)  # short clips: tiled
     emb, owners = np.stack([emb[Path(p)] for p in paths]), [u.speaker for u in corpus.utterances]
     calib = calibrate_held_out(emb, owners, cfg.scoring.target_far)
     return calib, held_out_metrics(emb, owners, calib)
