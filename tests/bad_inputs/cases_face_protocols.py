@@ -1,5 +1,6 @@
 """Standard face-verification inputs of ``face eval``: InsightFace ``.bin`` files (planted Python
-objects, truncated, not a pickle, wrong layout) and LFW-named folders missing an image a pair names."""
+objects, truncated, not a pickle, wrong layout), LFW-named folders missing an image a pair names, and
+photos that are not aligned crops refused with ``--refuse-unaligned``."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ def lfw_named_people(e: Env) -> str:
     return str(root)
 
 
+def photo_people(e: Env) -> str:
+    """The fixture people's names on 250x250 photos (not aligned crops of the model's size)."""
+    root = e.path("photos")
+    for p in range(4):
+        for i in range(1, 4):
+            files.png(root / f"p{p}" / f"{i}.png", size=250, seed=10 * p + i)
+    return str(root)
+
+
 CASES = [
     Case("face-eval-bin-python-object", "an InsightFace .bin whose pickle would create a file", "evil.bin",
          lambda e: fa_bin(e, planted_bin(e))),
@@ -65,6 +75,9 @@ CASES = [
     Case("face-eval-pairs-lfw-image-missing", "a pair naming image 3 of an LFW-named folder that has 2", "p0_0003",
          lambda e: fa_eval(e, root=lfw_named_people(e),
                            pairs=e.write("pairs.txt", "1\np0\t1\t3\np0\t1\tp1\t1\n"))),
+    Case("face-eval-refuse-unaligned", "250x250 photos, not aligned crops, with --refuse-unaligned",
+         "do not look like aligned face crops",
+         lambda e: fa_eval(e, root=photo_people(e), opts=["--refuse-unaligned"])),
     Case("face-eval-pairs-bad-header", "a pairs file whose header is three numbers", "line 1 must be",
          lambda e: fa_eval(e, pairs=e.write("pairs.txt", "1 1 1\np0\t1\t2\np0\t1\tp1\t1\n"))),
 ]

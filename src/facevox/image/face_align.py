@@ -360,6 +360,23 @@ def align_image(image: np.ndarray, backend: str = "haar", size: Sequence[int] = 
     return AlignResult(faces=len(boxes), crop=crop, box=box, method=marks.method)
 
 
+CENTER_FRACTION = 0.6  # the fallback box's height, as a fraction of the photo's shorter side
+FALLBACKS = ("none", "center")
+
+
+def center_crop(image: np.ndarray, size: Sequence[int] = (112, 112), fraction: float = CENTER_FRACTION) -> np.ndarray:
+    """The fallback crop of a photo with no face found: a centred box of the output's aspect ratio
+    whose height is ``fraction`` of the photo's shorter side (a square for a square output; 150x150
+    of a 250x250 LFW photo), resized to ``size`` (height, width)."""
+    h, w = _check_size(size)
+    image = _check_image(image)
+    ih, iw = image.shape[:2]
+    bh = max(1, round(fraction * min(ih, iw)))
+    bw = max(1, min(iw, round(bh * w / h)))
+    y0, x0 = (ih - bh) // 2, (iw - bw) // 2
+    return resize_aligned(image[y0:y0 + bh, x0:x0 + bw], (h, w))
+
+
 def _output_names(rels: list[Path]) -> dict[Path, Path]:
     """Source relative path -> output relative path (.png); a.jpg next to a.png gives a.jpg.png."""
     stems: dict[Path, int] = {}
@@ -377,7 +394,7 @@ def _save_png(path: Path, crop: np.ndarray) -> None:
 def align_folder(src_root: str | Path, dst_root: str | Path, backend: str = "haar",
                  size: Sequence[int] = (112, 112), largest: bool = False, skip_existing: bool = False, *,
                  min_size: int = 32, upsample: int = 1, max_side: int = 1024,
-                 progress_every: int = 100) -> list[tuple[Path, str]]:
+                 progress_every: int = 100, fallback: str = "none") -> list[tuple[Path, str]]:
     """Align every photo of a folder-per-identity tree into the same tree of PNG crops.
 
     Returns ``[(path, problem)]`` for every photo that needs a word: no face, several faces (also
@@ -385,12 +402,15 @@ def align_folder(src_root: str | Path, dst_root: str | Path, backend: str = "haa
     ``dst_root/align_report.csv`` (path relative to ``src_root``, status, faces, method; one row per
     photo). ``skip_existing``: a photo whose crop already exists is not done again (resuming an
     interrupted run). ``min_size``, ``upsample``, ``max_side``: see :func:`detect_faces`. A count
-    goes to stderr every ``progress_every`` photos (0: silent).
+    goes to stderr every ``progress_every`` photos (0: silent). ``fallback="center"``: a photo with no
+    face found gets :func:`center_crop` (status ``fallback_center``, method ``center-box``; still reported).
     """
     src_root, dst_root = Path(src_root), Path(dst_root)
     _check_size(size)
     if backend not in BACKENDS:
         raise FacevoxError(f"unknown face detector {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if fallback not in FALLBACKS:
+        raise FacevoxError(f"unknown fallback {fallback!r}; choose one of: {', '.join(FALLBACKS)}", "--fallback")
     files = list_image_files(src_root)
     src_abs, dst_abs = src_root.resolve(), dst_root.resolve()
     if dst_abs == src_abs or src_abs in dst_abs.parents:
@@ -418,9 +438,15 @@ def align_folder(src_root: str | Path, dst_root: str | Path, backend: str = "haa
                 if res.ok:
                     _save_png(out, res.crop)
                     n_ok += 1
-                if res.problem:
-                    report.append((path, res.problem))
-                rows.append((rel.as_posix(), res.status, str(res.faces), res.method))
+                if fallback == "center" and res.faces == 0:
+                    _save_png(out, center_crop(image, size))
+                    n_ok += 1
+                    report.append((path, "no face found, centre box crop written"))
+                    rows.append((rel.as_posix(), "fallback_center", "0", "center-box"))
+                else:
+                    if res.problem:
+                        report.append((path, res.problem))
+                    rows.append((rel.as_posix(), res.status, str(res.faces), res.method))
         if progress_every and (i % progress_every == 0 or i == len(files)):
             print(f"align: {i}/{len(files)} photos, {n_ok} crops, {len(report)} reported", file=sys.stderr, flush=True)
     buf = io.StringIO()

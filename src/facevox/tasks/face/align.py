@@ -1,4 +1,12 @@
-"""``facevox face align`` and the alignment of single photos for ``verify``."""
+"""``facevox face align`` and the alignment of single photos for ``verify``.
+
+``--fallback center``: a photo in which no face is found still gets a crop, the standard fallback
+for aligned benchmarks: a centred box of the output's aspect ratio whose height is 0.6 of the photo's
+shorter side (a 150x150 square of a 250x250 LFW photo), resized to the output size
+(:func:`facevox.image.face_align.center_crop`). It is written like the other crops and listed in
+align_report.csv with status ``fallback_center`` (method ``center-box``); the summary counts them.
+Photos with several faces are not given a fallback (``--largest`` keeps the largest).
+"""
 
 from __future__ import annotations
 
@@ -43,7 +51,7 @@ def check_folders(src: Path, out: Path, outputs: Iterable[Path] = ()) -> None:
 
 
 def align_command(src: Path, out: Path, *, backend: str, size: tuple[int, int], largest: bool,
-                  aligned: bool) -> list[tuple[Path, str]]:
+                  aligned: bool, fallback: str = "none") -> list[tuple[Path, str]]:
     """Align (or, for already aligned data, resize) every photo of ``src`` into ``out``; print a summary.
 
     An output folder that is, or is inside, ``src`` is refused before anything is written (see
@@ -51,6 +59,8 @@ def align_command(src: Path, out: Path, *, backend: str, size: tuple[int, int], 
     from facevox.image.face_align import _output_names as output_names  # the names align_folder writes
     from facevox.image.io import list_image_files
 
+    if aligned and fallback != "none":
+        raise FacevoxError("not used with --aligned (no face is looked for)", "--fallback")
     files = list_image_files(src)
     names = output_names([f.relative_to(src) for f in files])
     check_folders(src, out, [out / names[f.relative_to(src)] for f in files] + [out / "align_report.csv"])
@@ -64,9 +74,9 @@ def align_command(src: Path, out: Path, *, backend: str, size: tuple[int, int], 
             except FacevoxError as err:
                 report.append((f, err.problem))
     else:
-        report = align_folder(src, out, backend, size, largest)
-    kinds = Counter("no face" if why == "no face found" else "several faces" if "faces" in why else "unreadable"
-                    for _, why in report)
+        report = align_folder(src, out, backend, size, largest, fallback=fallback)
+    kinds = Counter("no face" if why == "no face found" else "fallback centre crop" if why.startswith("no face found,")
+                    else "several faces" if "faces" in why else "unreadable" for _, why in report)
     print(f"face align: crops in {out}; {len(report)} photo(s) reported"
           + (f" ({', '.join(f'{n} {k}' for k, n in kinds.items())})" if report else "")
           + ("" if aligned else f"; see {out / 'align_report.csv'}"), file=sys.stderr)

@@ -15,7 +15,7 @@ def _align(args: argparse.Namespace) -> None:
     from facevox.tasks.face.align import align_command
 
     align_command(Path(args.src), Path(args.out), backend=args.detector, size=tuple(args.size),
-                  largest=args.largest, aligned=args.aligned)
+                  largest=args.largest, aligned=args.aligned, fallback=args.fallback)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -58,7 +58,7 @@ def _eval(args: argparse.Namespace) -> None:
                            "InsightFace .bin)", "--root")
     scorer = FaceScorer(args.model, args.backend, precision=args.precision, use="face eval", device=args.device,
                         workers=args.workers, batch_size=args.batch_size, skip_bad=args.skip_bad,
-                        embeddings=args.embeddings)
+                        embeddings=args.embeddings, refuse_unaligned=args.refuse_unaligned)
     if is_bin:
         from facevox.tasks.face.insightface_bin import evaluate_bin
 
@@ -84,7 +84,7 @@ def _verify(args: argparse.Namespace) -> None:
 
     result = verify_photos(args.a, args.b, model=args.model, backend=args.backend, aligned=args.aligned,
                            detector=args.detector, threshold=args.threshold, device=args.device,
-                           precision=args.precision)
+                           precision=args.precision, refuse_unaligned=args.refuse_unaligned)
     if args.json:
         print(json.dumps(result))
         return
@@ -103,7 +103,7 @@ def _embed(args: argparse.Namespace) -> None:
 
     r = embed_source(args.source, args.out, model=args.model, backend=args.backend, device=args.device,
                      precision=args.precision, workers=args.workers, batch_size=args.batch_size,
-                     skip_bad=args.skip_bad)
+                     skip_bad=args.skip_bad, refuse_unaligned=args.refuse_unaligned)
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun every rank ends with the whole store
         print(f"{r['embedded']} of {r['files']} images in the store -> {r['store']}")
 
@@ -121,6 +121,10 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--size", type=ranged_arg(int, **IMAGE_SIZE), nargs=2, default=[112, 112], metavar=("H", "W"))
     p.add_argument("--largest", action="store_true", help="with several faces, keep the largest (else: reported)")
     p.add_argument("--aligned", action="store_true", help="photos are already aligned: only resize them")
+    p.add_argument("--fallback", default="none", choices=["none", "center"],
+                   help="a photo with no face found: no crop (none, listed in align_report.csv), or (center) a "
+                        "centred box of the output's aspect, 0.6 of the shorter side high (150x150 of a 250x250 "
+                        "photo), resized to --size; listed with status fallback_center")
     detector_arg(p)
     p.set_defaults(handler=_align)
 
@@ -166,6 +170,13 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
         p.add_argument("--batch-size", type=ranged_arg(int, ge=1), default=64, help="crops embedded together")
         p.add_argument("--skip-bad", action="store_true",
                        help="leave out images that cannot be read (listed on stderr) instead of stopping")
+        refuse_arg(p)
+
+    def refuse_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--refuse-unaligned", action="store_true",
+                       help="stop with an error, instead of a warning, when images do not look like aligned face "
+                            "crops (more than 1.5x the model's input size, or for dlib 1.5x 112x112, an odd aspect "
+                            "ratio, or a small face found inside by dlib's detector on a sample of 20)")
 
     p = sub.add_parser("eval", help="LFW protocol or an InsightFace .bin: k-fold accuracy, EER, TAR@FAR, report",
                        description="Score an LFW-format pairs file of aligned crops (header 'folds n', or 'n' for "
@@ -208,4 +219,5 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     detector_arg(p)
     scorer_args(p, default="auto")
     device_args(p)
+    refuse_arg(p)
     p.set_defaults(handler=_verify)

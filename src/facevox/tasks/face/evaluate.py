@@ -44,11 +44,16 @@ class FaceScorer(Verifier):
 
     Scores are cosine similarities (model) or minus the Euclidean distance (dlib, whose model is
     trained for a distance threshold of 0.6); higher means "same person" either way.
+
+    Inputs that do not look like aligned crops (:mod:`facevox.tasks.face.crop_check`) are warned
+    about once, or refused with ``refuse_unaligned``.
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "model", precision: str = "fp32",
                  use: str = "face scoring", *, device: str = "auto", workers: int = 0, batch_size: int = 64,
-                 skip_bad: bool = False, embeddings: str | Path | None = None) -> None:
+                 skip_bad: bool = False, embeddings: str | Path | None = None, refuse_unaligned: bool = False) -> None:
+        from facevox.tasks.face.crop_check import DLIB_CROP, CropCheck
+
         if backend == "auto":  # a model folder when one is given, else dlib's pretrained model
             backend = "model" if model else "dlib"
         self.backend = backend
@@ -57,6 +62,7 @@ class FaceScorer(Verifier):
         self.where: str | Path = f"--backend {backend}"  # what a non-finite score is blamed on
         self.threshold: float | None = None
         self._cache: dict[Path, np.ndarray] = {}
+        self.crops, self.refuse_unaligned, self.crop_size = CropCheck(), refuse_unaligned, DLIB_CROP
         if backend == "dlib":
             from facevox.tasks.face.dlib_backend import DlibEmbedder
 
@@ -80,6 +86,8 @@ class FaceScorer(Verifier):
                                     flip=bool(extra.get("flip", True)), precision=precision, device=device)
             self.embed = embedder.embed
             self.size = embedder.input_size
+            spec = folder.inference
+            self.crop_size = tuple(getattr(spec, "input_size", None) or embedder.input_size)
             self.store_key = store_fingerprint(model_fingerprint(folder.model), embedder.settings)
             self.name = f"{folder.path} ({folder.spec['name']}, {extra.get('loss', '?')} loss)"
             self.threshold = extra.get("threshold")
@@ -87,6 +95,13 @@ class FaceScorer(Verifier):
                 self.calibration = Calibration.from_dict(extra["calibration"])
         else:
             raise FacevoxError(f"unknown backend '{backend}'; valid: auto, model, dlib", "--backend")
+
+    def check_crops(self, items: Sequence[tuple[str, np.ndarray | None, tuple[int, int] | None]]) -> None:
+        """Count the inputs that do not look like aligned crops (warned about by ``self.crops.warn()``
+        once the results are out), or refuse them with ``refuse_unaligned``."""
+        self.crops.add(items, self.crop_size, detect=self.backend == "dlib")
+        if self.refuse_unaligned:
+            self.crops.refuse()
 
     def embed_paths(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (n, D) of aligned crops and which were read (n,) bool (see :meth:`embed_files`)."""
@@ -107,6 +122,9 @@ class FaceScorer(Verifier):
         unique = list(dict.fromkeys(Path(p) for p in paths))
         todo = [p for p in unique if p not in self._cache]
         if todo:
+            from facevox.tasks.face.crop_check import header_sizes
+
+            self.check_crops(header_sizes(todo))
             store = None
             if self.embeddings is not None:
                 store = EmbeddingStore.open(self.embeddings, self.store_key, {"scorer": self.name},
@@ -150,8 +168,9 @@ def verification_outputs(scores: np.ndarray, labels: np.ndarray, folds: np.ndarr
              "protocol": f"{n_folds}-fold accuracy; {how}",
              **{f"tar_at_far_{f:g}": t for f, t in tars.items()}, **(extra or {})}
     warnings = far_support_warnings(int(np.sum(labels == 0)), FARS)
-    if warnings:
-        extra["warnings"] = warnings
+    crops = [scorer.crops.message()] if getattr(scorer, "crops", None) and scorer.crops.unaligned else []
+    if warnings or crops:
+        extra["warnings"] = [*crops, *warnings]
     caption = ("Accuracy per fold (threshold chosen on the other folds)" if n_folds > 1
                else "Accuracy of the single fold (threshold chosen on the same fold)")
     tables = [Table(caption, ("fold", "accuracy", "threshold"),
@@ -160,7 +179,9 @@ def verification_outputs(scores: np.ndarray, labels: np.ndarray, folds: np.ndarr
     notes = [*notes, f"protocol: {extra['protocol']}"]
     m = verification_report(scores, labels, out, title="Face verification", extra_metrics=extra, notes=notes,
                             tables=tables)
-    for w in warnings:  # after the results are written: an error before then stays the only line
+    if crops:  # after the results are written: an error before then stays the only line
+        scorer.crops.warn()
+    for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     return m
 
@@ -233,9 +254,11 @@ def identify(root: str | Path, scorer: FaceScorer, enrolled_fraction: float = 0.
 
 def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, backend: str = "model",
                   aligned: bool = False, detector: str = "dlib", threshold: float | None = None,
-                  device: str = "auto", precision: str = "fp32") -> dict[str, Any]:
-    """Score two photos (faces detected and aligned unless ``aligned``); decide when a threshold is known."""
-    scorer = FaceScorer(model, backend, precision=precision, use="face verify", device=device)
+                  device: str = "auto", precision: str = "fp32", refuse_unaligned: bool = False) -> dict[str, Any]:
+    """Score two photos (faces detected and aligned unless ``aligned``); decide when a threshold is known.
+    With ``aligned``, crops that do not look aligned are warned about (or refused: ``refuse_unaligned``)."""
+    scorer = FaceScorer(model, backend, precision=precision, use="face verify", device=device,
+                        refuse_unaligned=refuse_unaligned)
     crops = []
     for path in (Path(a), Path(b)):
         image = load_image(path)
@@ -244,6 +267,8 @@ def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, bac
 
             image = align_photo(image, path, detector)
         crops.append(image)
+    if aligned:
+        scorer.check_crops([(str(p), c, c.shape[:2]) for p, c in zip((a, b), crops, strict=True)])
     ea, eb = scorer.embed(crops)
     score = float(scorer.score(ea, eb))
     check_finite_scores([score], [f"{a} and {b}"], scorer.where)
@@ -251,12 +276,14 @@ def verify_photos(a: str | Path, b: str | Path, *, model: str | None = None, bac
         if not np.isfinite(threshold):
             raise FacevoxError(f"the threshold must be a finite number, got {threshold}", "--threshold")
         scorer.threshold = float(threshold)
-    return {"a": str(a), "b": str(b), "threshold": None, **scorer.decide(score)}
+    decision = scorer.decide(score)
+    scorer.crops.warn()
+    return {"a": str(a), "b": str(b), "threshold": None, **decision}
 
 
 def embed_source(source: str | Path, out: str | Path, *, model: str | Path | None = None, backend: str = "model",
                  device: str = "auto", precision: str = "fp32", workers: int = 0, batch_size: int = 64,
-                 skip_bad: bool = False) -> dict[str, Any]:
+                 skip_bad: bool = False, refuse_unaligned: bool = False) -> dict[str, Any]:
     """Embed every aligned crop of ``source`` (folder, manifest or list) into the store ``out``;
     images already stored (same model and settings, unchanged files) are not embedded again."""
     from facevox.image.io import IMAGE_EXTENSIONS, list_image_files
@@ -264,7 +291,8 @@ def embed_source(source: str | Path, out: str | Path, *, model: str | Path | Non
 
     files = list(dict.fromkeys(read_source(source, list_image_files, IMAGE_EXTENSIONS, "image")))
     scorer = FaceScorer(model, backend, precision=precision, use="face embed", device=device, workers=workers,
-                        batch_size=batch_size, skip_bad=skip_bad, embeddings=out)
+                        batch_size=batch_size, skip_bad=skip_bad, embeddings=out, refuse_unaligned=refuse_unaligned)
     EmbeddingStore.open(out, scorer.store_key, where="--out")  # a foreign folder fails before any work
     emb = scorer.embed_files(files)
+    scorer.crops.warn()
     return {"files": len(files), "embedded": len(emb), "store": str(out)}

@@ -273,11 +273,13 @@ def evaluate(trials_path: Path, audio_root: Path | None, out: Path, *, model: st
     extra: dict[str, Any] = {"scorer": scorer.name, "n_trials": len(trials)}
     notes = [f"Scorer: {scorer.name}.", f"Trials: {trials_path} (audio under {root})."]
     if asnorm_top_k > 0:
+        extra["asnorm"] = {"cohort": str(cohort), "cohort_speakers": len(cohort_emb), "top_k": asnorm_top_k}
         notes.append(f"AS-norm with a cohort of {len(cohort_emb)} speakers, top {asnorm_top_k}.")
     if scorer.calibration is not None and asnorm_top_k == 0:
         cal = scorer.calibration
         accept = scores >= cal.threshold
         extra["threshold"] = cal.threshold
+        extra["calibration"] = {"target_far": cal.target_far, "trials": cal.n_target + cal.n_nontarget}
         extra["far_at_threshold"] = float(np.mean(accept[labels == 0]))
         extra["frr_at_threshold"] = float(np.mean(~accept[labels == 1]))
         extra["cllr"] = cllr(cal.llr(scores), labels) if 0 < labels.sum() < len(labels) else float("nan")
