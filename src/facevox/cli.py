@@ -119,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facevox {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = _command(sub, "list", _cmd_list, "list registered models, losses, explainers and built-in recipes")
-    p.add_argument("kind", nargs="?", choices=["models", "losses", "explainers", "recipes"])
+    p = _command(sub, "list", _cmd_list, "list registered models, losses, explainers, attacks and built-in recipes")
+    p.add_argument("kind", nargs="?", choices=["models", "losses", "explainers", "attacks", "recipes"])
     p.add_argument("--pattern", help="glob filter, e.g. 'resnet*'")
 
     p = _command(sub, "demo", _cmd_demo, "the main job on built-in data: train, evaluate, report")

@@ -174,11 +174,13 @@ def _where(obj: Callable[..., Any]) -> str:
 MODELS = Registry("model", ["facevox.nets"], probe=True)
 LOSSES = Registry("loss", ["facevox.losses"])  # facevox.losses.settings.build_loss checks their arguments
 EXPLAINERS = Registry("explainer", ["facevox.explain"])
-REGISTRIES = {"models": MODELS, "losses": LOSSES, "explainers": EXPLAINERS}
+ATTACKS = Registry("attack", ["facevox.attacks"])
+REGISTRIES = {"models": MODELS, "losses": LOSSES, "explainers": EXPLAINERS, "attacks": ATTACKS}
 
 register_model = MODELS.register
 register_loss = LOSSES.register
 register_explainer = EXPLAINERS.register
+register_attack = ATTACKS.register
 
 
 def create_model(name: str, **kwargs: Any) -> Any:
