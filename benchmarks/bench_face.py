@@ -90,7 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "orl-faces")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-face")
-    parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
+    parser.add_argument("--losses", nargs="*", default=list(LOSSES), choices=list(LOSSES),
+                        help="losses to train (none: only dlib's pretrained model)")
     parser.add_argument("--no-dlib", action="store_true", help="leave out dlib's pretrained model")
     parser.add_argument("--set", action="append", default=[], help="override for every recipe")
     args = parser.parse_args()

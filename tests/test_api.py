@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -128,3 +130,18 @@ def test_speaker_verify_with_no_model_decides(tmp_path, capsys):
     assert main(["speaker", "verify", str(pa), str(pa)]) == 0
     out = capsys.readouterr().out
     assert "decision same speaker" in out and "P(same) 1.000" in out
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("dlib"), reason="dlib not installed")
+def test_face_verify_with_no_model_decides(tmp_path, capsys):
+    from PIL import Image
+
+    from facevox.cli import main
+
+    rng = np.random.default_rng(0)
+    crop = tmp_path / "a.png"
+    Image.fromarray(rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)).save(crop)
+    assert main(["face", "verify", str(crop), str(crop), "--aligned", "--json"]) == 0  # dlib, its shipped calibration
+    result = json.loads(capsys.readouterr().out)
+    assert result["same"] is True and result["p_same"] > 0.99
+    assert result["threshold"] == pytest.approx(-0.5636, abs=1e-3)

@@ -212,3 +212,17 @@ def test_speaker_eval_warns_about_few_non_targets(tmp_path, monkeypatch, capsys)
     assert "warning: TAR@FAR=0.01 from 20 non-target trials (fewer than 10/FAR = 1000): not reliable" in err
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["warnings"] == metrics["warnings"] == fm.far_support_warnings(20, fm.VERIFICATION_FARS)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_calibration_is_monotone_and_its_threshold_never_exceeds_the_far(seed):
+    from facevox.verification.calibration import fit_calibration
+
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([rng.normal(0.7, 0.1, 300), rng.normal(0.2, 0.15, 3000)])
+    labels = np.concatenate([np.ones(300, int), np.zeros(3000, int)])
+    cal = fit_calibration(scores, labels, target_far=0.01)
+    grid = np.linspace(-1, 1, 201)
+    assert cal.a > 0 and np.all(np.diff(cal.llr(grid)) > 0) and np.all(np.diff(cal.probability(grid)) >= 0)
+    assert np.mean(scores[labels == 0] >= cal.threshold) <= 0.01  # never above the target FAR
+    assert cal.probability(0.9) > 0.99 and cal.probability(0.0) < 0.01
