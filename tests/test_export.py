@@ -14,6 +14,7 @@ from PIL import Image
 import facevox
 from conftest import one_line_error
 from facevox.cli import main
+from facevox.errors import FacevoxError
 from facevox.verification.calibration import Calibration
 
 pytest.importorskip("onnxruntime")
@@ -125,6 +126,8 @@ def test_fakeface_onnx_predicts_as_the_folder(models, tmp_path, one_thread):
     assert isinstance(got, facevox.FakeFaceDetector)
     for r, g in zip(ref.predict(paths), got.predict(paths), strict=True):
         assert g["label"] == r["label"] and g["p_fake"] == pytest.approx(r["p_fake"], abs=1e-4)
+    with pytest.raises(FacevoxError, match="saliency maps need the model folder"):
+        got.explain(paths[:1], tmp_path / "maps")
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

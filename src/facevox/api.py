@@ -194,6 +194,9 @@ class FakeFaceDetector:
         """Saliency figures of the images into the folder ``out`` (see ``facevox fakeface explain``)."""
         from facevox.tasks.fakeface.predict import explain_images
 
+        if not self.path.is_dir():  # saliency needs the torch network's gradients
+            raise FacevoxError("saliency maps need the model folder (an exported ONNX file has no gradients); "
+                               "load the folder it was exported from", self.path)
         paths, _ = _paths(items)
         return explain_images(self.path, paths, out, methods=methods, target=target, device=self.device,
                               precision=self.precision)
