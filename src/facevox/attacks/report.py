@@ -118,3 +118,16 @@ def _save_example(folder: Path, name: str, clean: np.ndarray, adv: np.ndarray, m
 
     for kind, im in (("clean", clean), ("adversarial", adv)):
         Image.fromarray((np.clip(im, 0, 1) * 255).round().astype(np.uint8)).save(folder / f"{name}_{kind}.png")
+
+
+def summary_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The report's summary table as printed lines: attack, budget, success, accuracy, measures."""
+    table = next(iter(doc["tables"].values()))
+    lines = []
+    for row in table["rows"]:
+        cells = dict(zip(table["columns"], row, strict=True))
+        measures = "  ".join(f"{k} {v:.3g}" for k, v in list(cells.items())[6:] if isinstance(v, float))
+        budget = "-" if row[1] is None else f"{row[1]:.4g}"
+        lines.append(f"{cells['attack']:<7} budget {budget:<7} success {100 * cells['success']:5.1f}%  accuracy "
+                     f"{100 * cells['clean acc.']:.1f}% -> {100 * cells['adv. acc.']:.1f}%  {measures}")
+    return lines

@@ -61,6 +61,18 @@ def _predict(args: argparse.Namespace) -> None:
     report_skipped(bad, "image")
 
 
+def _attack(args: argparse.Namespace) -> None:
+    from facevox.attacks.fakeface_run import attack_detector, parse_budget
+    from facevox.attacks.report import summary_lines
+
+    doc = attack_detector(args.model, args.data, args.out, attacks=args.attack,
+                          eps=[parse_budget(e) for e in args.eps], pgd_steps=args.pgd_steps,
+                          max_images=args.max_images, fakes_only=args.fakes_only, examples=args.examples)
+    print("\n".join(summary_lines(doc)))
+    print("AP " + "  ".join(f"{k} {v:.3f}" for k, v in doc["average_precision"].items()))
+    print(f"report: {Path(args.out) / 'report.html'}")
+
+
 def _explain(args: argparse.Namespace) -> None:
     from facevox.tasks.fakeface.predict import explain_images
 
@@ -141,3 +153,19 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     device_flags(p, "precision of the forward pass that gives P(fake) and the predicted class: fp32 (default), "
                     "bf16 or auto; the saliency maps are always computed in fp32 (bf16 gradients are too coarse)")
     p.set_defaults(handler=_explain)
+
+    p = sub.add_parser("attack", help="adversarial attacks (FGSM, PGD) on the detector: AP under attack, report",
+                       description="Attack the GAN-face detector on labelled images (real/ + fake/ or a manifest): "
+                       "each image pushed across the decision (--fakes-only: only fakes scored real). Writes "
+                       "results.csv, metrics.json (AP per attack and budget), accuracy.png, examples/ and report.html.")
+    p.add_argument("data", help="folder with real/ and fake/, or a CSV manifest path,label")
+    p.add_argument("--model", required=True, help="fakeface model folder")
+    p.add_argument("--out", default="runs/fakeface-attack")
+    p.add_argument("--attack", nargs="+", default=["pgd"], choices=["fgsm", "pgd"])
+    p.add_argument("--eps", nargs="+", default=["1/255", "2/255", "4/255"],
+                   help="L-inf budgets in pixel units of [0, 1], as numbers or fractions (default: 1/255 2/255 4/255)")
+    p.add_argument("--pgd-steps", type=ranged_arg(int, ge=1), default=10)
+    p.add_argument("--max-images", type=ranged_arg(int, ge=0), default=0, help="a fixed random sample (0: all)")
+    p.add_argument("--fakes-only", action="store_true", help="attack only the fakes (the forger's goal)")
+    p.add_argument("--examples", type=ranged_arg(int, ge=0), default=4, help="examples saved as PNG")
+    p.set_defaults(handler=_attack)
