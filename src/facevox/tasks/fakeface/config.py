@@ -48,9 +48,23 @@ class FakefaceModel:
 
 
 @dataclasses.dataclass
+class FakefaceDefence:
+    """Training-time defence of the CNNs (facevox.defences): none, the neighbourhood of fixed perturbations, or PGD."""
+
+    kind: Literal["none", "neighbourhood", "pgd"] = "none"
+    copies: int = ranged(4, ge=1)  # neighbourhood: K fixed perturbed copies per training image
+    eps: float = ranged(8 / 255, gt=0, le=1)  # L-inf radius in pixel units of [0, 1]
+    draw: Literal["uniform", "gaussian"] = "uniform"  # neighbourhood: uniform in the ball, or Gaussian clipped to it
+    pgd_steps: int = ranged(5, ge=1)  # pgd: projected gradient-ascent (sign) steps per batch
+    pgd_step_size: float = ranged(0.25, gt=0, le=2)  # pgd: each step's length, as a fraction of eps
+    mix: float = ranged(0.5, gt=0, le=1)  # pgd: fraction of each batch replaced by its adversarial examples
+
+
+@dataclasses.dataclass
 class FakefaceConfig:
     data: FakefaceData = dataclasses.field(default_factory=FakefaceData)
     model: FakefaceModel = dataclasses.field(default_factory=FakefaceModel)
+    defence: FakefaceDefence = dataclasses.field(default_factory=FakefaceDefence)
     # the seed's recipe: Adam, learning rate 0.00015, batch 16
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=20, batch_size=16, lr=1.5e-4))
 

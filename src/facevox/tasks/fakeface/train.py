@@ -16,6 +16,7 @@ from torch import nn
 from facevox.checkpoint import ModelCard, save_model
 from facevox.datasets.index import use_memory
 from facevox.datasets.shards import is_shard_source
+from facevox.defences import Defence
 from facevox.errors import FacevoxError
 from facevox.fileio import load_each, report_skipped
 from facevox.image.io import load_image
@@ -55,6 +56,12 @@ def _check(cfg: FakefaceConfig) -> None:
     if cfg.model.name != "spectral_logreg" and not 32 <= d.crop_size <= d.load_size:
         raise FacevoxError(f"need 32 <= crop_size <= load_size, got {d.crop_size} and {d.load_size}", "data.crop_size")
     check_box(d.mask, "data.mask")
+    if cfg.defence.kind != "none" and cfg.model.name == "spectral_logreg":
+        raise FacevoxError("defences train the CNNs; the spectral baseline is fitted in one go", "defence.kind")
+    if cfg.defence.kind == "neighbourhood" and is_shard_source(d.source):
+        raise FacevoxError("the neighbourhood perturbs indexed items; train from the image folder or split file, "
+                           "not from shards", "defence.kind")
+    Defence(cfg.defence)
 
 
 def _check_test_images(items: list[Any], skip_bad: bool, split_file: Path) -> None:
@@ -117,7 +124,7 @@ def train_fakeface(cfg: FakefaceConfig, out: Path, *, resume: bool = True, licen
         print(f"fakeface: wrote split {split_file} ({n_total} images)", file=sys.stderr)
     start_run(out, cfg, resuming=resuming)
     print(f"fakeface: training {cfg.model.name} on {n_real} real + {n_fake} fake images "
-          f"({len(val_set)} for validation), split {split_file}")
+          f"({len(val_set)} for validation), split {split_file}{Defence(cfg.defence).describe()}")
 
     t0 = time.perf_counter()
     if cfg.model.name == "spectral_logreg":
@@ -156,7 +163,7 @@ def _finish(cfg: FakefaceConfig, model: nn.Module, out: Path, val_set: Any, trai
                            "val_best_threshold": float(best_accuracy(p, y)[1])}
     spec = FakeFaceSpec(load_size=d.load_size, threshold=threshold, mask=tuple(d.mask) if d.mask else None)
     extra = {**spec.to_extra(), "train_seconds": train_seconds, "split_file": split_file, "train_images": n_train,
-             **val_metrics}
+             "defence": Defence(cfg.defence).record(), **val_metrics}
     folder = save_model(out / "model", model, config=cfg, metrics=val_metrics, extra=extra,
                         card=ModelCard(task="GAN-generated face detection (output: P(fake))",
                                        data=f"{data}: {n_real} real, {n_fake} fake training images",
@@ -205,7 +212,7 @@ def _train_from_shards(cfg: FakefaceConfig, out: Path, model: nn.Module, resumin
         val_set.both_classes = min(_count_label(shards, "val", 0), _count_label(shards, "val", 1)) > 0
     start_run(out, cfg, resuming=resuming)
     print(f"fakeface: training {cfg.model.name} on {n_real} real + {n_fake} fake images "
-          f"({n_val} for validation), shards {shards.list_path}")
+          f"({n_val} for validation), shards {shards.list_path}{Defence(cfg.defence).describe()}")
     t0 = time.perf_counter()
     labels = np.array([0] * n_real + [1] * n_fake)
     _fit_cnn(model, cfg, out, stream, labels, val_set, resume)
@@ -226,11 +233,13 @@ def _count_label(shards: Any, split: str | None, label: int) -> int:
 def _fit_cnn(model: nn.Module, cfg: FakefaceConfig, out: Path, dataset: Any, labels: np.ndarray,
              val_set: Any, resume: bool) -> None:
     d = cfg.data
+    defence = Defence(cfg.defence)
+    dataset = defence.dataset(dataset, cfg.train.seed)
     n_fake, n_real = int(labels.sum()), int((labels == 0).sum())
     pos_weight = torch.tensor(n_real / n_fake if d.balance == "weighted_loss" else 1.0)
     sample_weights = None
     if d.balance == "sampler":  # each class drawn equally often
-        sample_weights = [1.0 / (n_fake if y else n_real) for y in labels]
+        sample_weights = [1.0 / (n_fake if y else n_real) for y in labels] * defence.repeats
 
     def compute_loss(m: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         x, y = batch
@@ -247,7 +256,7 @@ def _fit_cnn(model: nn.Module, cfg: FakefaceConfig, out: Path, dataset: Any, lab
             return None
         return {"val_ap": float(average_precision(p, y)), "val_acc": float(np.mean((p >= 0.5) == y))}
 
-    trainer = Trainer(model, compute_loss, dataset, cfg.train, out / "train", epoch_end=epoch_end,
+    trainer = Trainer(model, defence.loss(compute_loss), dataset, cfg.train, out / "train", epoch_end=epoch_end,
                       sample_weights=sample_weights)
     trainer.fit(resume=resume)
     model.to(memory_format=torch.contiguous_format)

@@ -64,10 +64,24 @@ class ScoringSettings:
 
 
 @dataclasses.dataclass
+class SpeakerDefence:
+    """Training-time defence (facevox.defences): none, the neighbourhood of fixed perturbations, or PGD training."""
+
+    kind: Literal["none", "neighbourhood", "pgd"] = "none"
+    copies: int = ranged(4, ge=1)  # neighbourhood: K fixed perturbed copies per training item
+    snr_db: float = ranged(30.0)  # perturbation energy at most this many dB below the crop's (an L2 ball)
+    draw: Literal["uniform", "gaussian"] = "uniform"  # neighbourhood: uniform in the ball, or Gaussian projected on it
+    pgd_steps: int = ranged(5, ge=1)  # pgd: projected gradient-ascent steps per batch
+    pgd_step_size: float = ranged(0.25, gt=0, le=2)  # pgd: each step's length, as a fraction of the ball's radius
+    mix: float = ranged(0.5, gt=0, le=1)  # pgd: fraction of each batch replaced by its adversarial examples
+
+
+@dataclasses.dataclass
 class SpeakerConfig:
     data: SpeakerData = dataclasses.field(default_factory=SpeakerData)
     model: SpeakerModel = dataclasses.field(default_factory=SpeakerModel)
     loss: SpeakerLoss = dataclasses.field(default_factory=SpeakerLoss)
     pair: PairSettings = dataclasses.field(default_factory=PairSettings)
     scoring: ScoringSettings = dataclasses.field(default_factory=ScoringSettings)
+    defence: SpeakerDefence = dataclasses.field(default_factory=SpeakerDefence)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32, lr=1e-3))

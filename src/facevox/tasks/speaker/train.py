@@ -20,6 +20,7 @@ from facevox.audio.io import AUDIO_EXTENSIONS
 from facevox.checkpoint import ModelCard, save_model
 from facevox.datasets.index import read_labelled, use_memory
 from facevox.datasets.shards import is_shard_source
+from facevox.defences import Defence
 from facevox.errors import FacevoxError, naming
 from facevox.inference_spec import SpeakerSpec
 from facevox.losses.schedule import check_warmup_epochs, loss_step_hooks
@@ -84,6 +85,7 @@ def _check_settings(cfg: SpeakerConfig) -> None:
         raise FacevoxError(f"must be in [0, 1], got {cfg.scoring.target_far}", "scoring.target_far")
     _make_loss(cfg, **({"embed_dim": 1, "num_classes": 2} if kind == "embedding" else {}))  # the loss settings
     check_warmup_epochs(cfg.loss.margin_warmup_epochs)
+    Defence(cfg.defence)  # the defence settings
 
 
 def _make_loss(cfg: SpeakerConfig, **sizes: int) -> nn.Module:
@@ -159,6 +161,7 @@ def train_speaker(cfg: SpeakerConfig, out: Path, *, card_data: str | None = None
                               augment)
     if cfg.model.pretrained != "none" and cfg.loss.imprint and hasattr(head, "weight"):
         imprint_class_weights(head, model, waves)
+    dataset = Defence(cfg.defence).dataset(dataset, cfg.train.seed)
     return _fit(cfg, out, model, head, dataset, resuming, resume=resume, n_utts=len(waves),
                 speakers=len(waves.speakers), seconds=waves.seconds(),
                 skipped=[f"{p}: {why}" for p, why in waves.skipped],
@@ -178,7 +181,8 @@ def _train_from_shards(cfg: SpeakerConfig, out: Path, resuming: bool, **kw: Any)
                    (d.crops_per_epoch > 0, "data.crops_per_epoch", "an epoch is one pass over the shards"),
                    (d.calib_speakers > 0, "data.calib_speakers", "held-out speakers need their files"),
                    (cfg.model.pretrained != "none" and cfg.loss.imprint, "loss.imprint",
-                    "imprinting embeds every utterance first")]
+                    "imprinting embeds every utterance first"),
+                   (cfg.defence.kind == "neighbourhood", "defence.kind", "the neighbourhood perturbs indexed items")]
     for bad, key, why in unsupported:
         if bad:
             raise FacevoxError(f"not available when training from shards ({why}); train from the corpus folder "
@@ -240,11 +244,12 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
         logs["loss"] = loss
         return logs
 
+    defence = Defence(cfg.defence)
     start_run(out, cfg, resuming=resuming)
-    trainer = Trainer(both, compute_loss, dataset, cfg.train, out / "train")
+    trainer = Trainer(both, defence.loss(compute_loss), dataset, cfg.train, out / "train")
     trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
     print(f"speaker: training {cfg.model.kind} model ({cfg.model.backbone}, {cfg.loss.name}) on "
-          f"{n_utts} utterances of {speakers} speakers ({seconds / 60:.1f} min of audio)")
+          f"{n_utts} utterances of {speakers} speakers ({seconds / 60:.1f} min of audio){defence.describe()}")
     t0 = time.perf_counter()
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
@@ -259,7 +264,8 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
                        max_seconds=cfg.scoring.max_seconds, crop_samples=cfg.pair.crop_samples, calibration=calib)
     extra: dict[str, Any] = {**spec.to_extra(), "target_far": cfg.scoring.target_far,
                              "train_seconds": train_seconds, "train_speakers": speakers,
-                             "train_utterances": n_utts, "skipped_files": skipped}
+                             "train_utterances": n_utts, "skipped_files": skipped,
+                             "defence": defence.record()}
     folder = save_model(
         out / "model", model, config=cfg, metrics=metrics, extra=extra,
         card=ModelCard(task=f"speaker verification ({cfg.model.kind} model)",
