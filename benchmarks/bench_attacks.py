@@ -145,7 +145,9 @@ def defences_part(args: argparse.Namespace, res: dict) -> None:
 
 def write_results(res: dict, out: Path) -> None:
     atomic_write_json(out / "results.json", res)
-    lines = [f"# Adversarial robustness\n\n{res['machine']}\n"]
+    machine = res["machine"]
+    lines = ["# Adversarial robustness\n\n" + ("; ".join(f"{k}: {v}" for k, v in machine.items())
+                                                 if isinstance(machine, dict) else str(machine)) + "\n"]
     if "speaker" in res:
         lines += ["## Speaker identification (test-other, 10 speakers)\n",
                   "| attack | SNR budget (dB) | success | accuracy clean -> adversarial | SNR (dB) | PESQ | STOI |",
