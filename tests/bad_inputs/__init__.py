@@ -8,11 +8,18 @@ builds the tiny valid inputs the cases start from.
 
 from __future__ import annotations
 
-from bad_inputs import cases_face_protocols, cases_files, cases_models, cases_outputs, cases_settings
+from bad_inputs import (
+    cases_attacks,
+    cases_face_protocols,
+    cases_files,
+    cases_models,
+    cases_outputs,
+    cases_settings,
+)
 from bad_inputs.harness import Case
 
 CASES: list[Case] = [*cases_settings.CASES, *cases_files.CASES, *cases_models.CASES,
-                     *cases_face_protocols.CASES, *cases_outputs.CASES]
+                     *cases_face_protocols.CASES, *cases_outputs.CASES, *cases_attacks.CASES]
 
 _ids = [c.id for c in CASES]
 assert len(_ids) == len(set(_ids)), sorted({i for i in _ids if _ids.count(i) > 1})
