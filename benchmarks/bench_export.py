@@ -97,21 +97,24 @@ def bench_one(root: Path, family: str, label: str, name: str, kwargs: dict[str, 
     for n in (1, batch):
         x = (rng.standard_normal([n, *shape[1:]]) * 0.1 if family == "speaker" else rng.random([n, *shape[1:]]))
         x = x.astype(np.float32)
-        row[f"max_abs_diff_b{n}"] = float(np.abs(runner(x) - torch_fn(x)).max())
+        ref = torch_fn(x)
+        row[f"max_abs_diff_b{n}"] = float(np.abs(runner(x) - ref).max())
+        row[f"max_abs_output_b{n}"] = float(np.abs(ref).max())
         row[f"torch_ms_b{n}"] = 1000 * median_seconds(torch_fn, x, repeats)
         row[f"onnx_ms_b{n}"] = 1000 * median_seconds(runner, x, repeats)
     return row
 
 
 def table(rows: list[dict[str, Any]], batch: int) -> str:
-    head = ["family", "model", "input", "time axis", "max abs diff", "torch ms (1)", "onnx ms (1)",
+    head = ["family", "model", "input", "time axis", "max abs diff", "max abs output", "torch ms (1)", "onnx ms (1)",
             f"torch ms ({batch})", f"onnx ms ({batch})", "export s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         diff = max(r["max_abs_diff_export"], r["max_abs_diff_b1"], r[f"max_abs_diff_b{batch}"])
+        out = r.get(f"max_abs_output_b{batch}", float("nan"))
         lines.append(f"| {r['family']} | {r['model']} | {'x'.join(map(str, r['input']))} | {r['time_axis']} | "
-                     f"{diff:.2g} | {r['torch_ms_b1']:.1f} | {r['onnx_ms_b1']:.1f} | {r[f'torch_ms_b{batch}']:.1f} | "
-                     f"{r[f'onnx_ms_b{batch}']:.1f} | {r['export_s']:.1f} |")
+                     f"{diff:.2g} | {out:.3g} | {r['torch_ms_b1']:.1f} | {r['onnx_ms_b1']:.1f} | "
+                     f"{r[f'torch_ms_b{batch}']:.1f} | {r[f'onnx_ms_b{batch}']:.1f} | {r['export_s']:.1f} |")
     return "\n".join(lines)
 
 
