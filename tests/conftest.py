@@ -86,3 +86,16 @@ def one_line_error(capsys, args: list, *words: str, out: Path | None = None) -> 
     if out is not None:
         assert not Path(out).exists(), "something was written into --out"
     return lines[0]
+
+
+def tiny_speaker_folder(path, embed_dim: int = 4):
+    """A saved x-vector speaker model folder (random weights, 8 channels) with the speaker task's typed spec."""
+    import facevox
+    from facevox.checkpoint import ModelCard, save_model
+    from facevox.inference_spec import SpeakerSpec
+
+    torch.manual_seed(0)
+    net = facevox.create_model("speaker_embedder", backbone="xvector",
+                               backbone_kwargs={"channels": 8, "embed_dim": embed_dim})
+    return save_model(path, net, extra=SpeakerSpec().to_extra(),
+                      card=ModelCard(task="speaker verification (embedding model)", data="noise", licence="MIT"))

@@ -11,19 +11,16 @@ import torch
 from PIL import Image
 
 import facevox
-from conftest import one_line_error
+from conftest import one_line_error, tiny_speaker_folder
 from facevox.audio.synth import make_corpus
 from facevox.checkpoint import ModelCard, save_model
 from facevox.cli import main
-from facevox.inference_spec import FakeFaceSpec, SpeakerSpec
+from facevox.inference_spec import FakeFaceSpec
 
 
 @pytest.fixture(scope="module")
 def speaker_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = facevox.create_model("speaker_embedder", backbone="xvector", backbone_kwargs={"channels": 8, "embed_dim": 8})
-    return save_model(tmp_path_factory.mktemp("m") / "sp", net, extra=SpeakerSpec().to_extra(),
-                      card=ModelCard(task="speaker verification (embedding model)", data="noise", licence="MIT"))
+    return tiny_speaker_folder(tmp_path_factory.mktemp("m") / "sp", embed_dim=8)
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-import facevox
-from conftest import one_line_error
+from conftest import one_line_error, tiny_speaker_folder
 from facevox.audio.io import save_wav
 from facevox.audio.synth import make_corpus
-from facevox.checkpoint import ModelCard, save_model
 from facevox.cli import main
-from facevox.inference_spec import SpeakerSpec
 from facevox.tasks.speaker.corpus import make_trials, read_corpus, write_trials
 from facevox.tasks.speaker.scoring import Chunker, tile_to
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = facevox.create_model("speaker_embedder", backbone="xvector", backbone_kwargs={"channels": 8, "embed_dim": 4})
-    return save_model(tmp_path_factory.mktemp("m") / "sp", net, extra=SpeakerSpec().to_extra(),
-                      card=ModelCard(task="speaker verification (embedding model)", data="noise", licence="MIT"))
+    return tiny_speaker_folder(tmp_path_factory.mktemp("m") / "sp")
 
 
 @pytest.fixture(scope="module")

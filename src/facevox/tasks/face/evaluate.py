@@ -27,7 +27,7 @@ from facevox.report import Table, verification_report
 from facevox.scores import check_finite_scores
 from facevox.tasks.face.pairs import SkippedPair, pairs_folds, read_identities, read_pairs
 from facevox.verification import EmbeddingStore, embed_paths, extract_images
-from facevox.verification.calibration import Calibration, backend_calibration
+from facevox.verification.calibration import backend_calibration
 from facevox.verification.extract import check_one_process
 from facevox.verification.identification import identification_protocol
 from facevox.verification.scoring import index_pairs
@@ -80,19 +80,16 @@ class FaceScorer(Verifier):
 
             # an already-read folder: an exported model's stand-in (facevox.export)
             folder = model if isinstance(model, ModelFolder) else read_model_folder(model, task="face", use=use)
+            from facevox.inference_spec import FaceSpec
+
             self.where = folder.path
-            extra = folder.extra
-            embedder = FaceEmbedder(folder.model, tuple(extra.get("input_size", (112, 112))),
-                                    flip=bool(extra.get("flip", True)), precision=precision, device=device)
+            spec = FaceSpec.from_extra(folder.extra)  # also for a folder that does not say its task
+            embedder = FaceEmbedder(folder.model, spec.input_size, flip=spec.flip, precision=precision, device=device)
             self.embed = embedder.embed
-            self.size = embedder.input_size
-            spec = folder.inference
-            self.crop_size = tuple(getattr(spec, "input_size", None) or embedder.input_size)
+            self.size = self.crop_size = embedder.input_size
             self.store_key = store_fingerprint(model_fingerprint(folder.model), embedder.settings)
-            self.name = f"{folder.path} ({folder.spec['name']}, {extra.get('loss', '?')} loss)"
-            self.threshold = extra.get("threshold")
-            if "calibration" in extra:
-                self.calibration = Calibration.from_dict(extra["calibration"])
+            self.name = f"{folder.path} ({folder.spec['name']}, {spec.loss} loss)"
+            self.threshold, self.calibration = spec.threshold, spec.calibration
         else:
             raise FacevoxError(f"unknown backend '{backend}'; valid: auto, model, dlib", "--backend")
 

@@ -36,8 +36,6 @@ from facevox.tasks.speaker.scoring import (
 )
 from facevox.verification import (
     EmbeddingStore,
-    as_norm_pairs,
-    cohort_stats,
     cosine_pairs,
     embed_paths,
     index_pairs,
@@ -198,8 +196,7 @@ class SpeakerScorer(Verifier):
         if asnorm_top_k > 0:
             if cohort is None:
                 raise FacevoxError("AS-norm needs a cohort (--cohort FOLDER)", "--asnorm-top-k")
-            mu, sd = cohort_stats(emb, cohort, asnorm_top_k)
-            scores = as_norm_pairs(scores, ia, ib, mu, sd)
+            scores = self.as_norm(scores, emb, ia, ib, cohort, asnorm_top_k)
         return scores, kept
 
     def score_trials(self, trials: Sequence[Trial], root: Path, cohort: np.ndarray | None = None,
