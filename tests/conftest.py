@@ -99,3 +99,12 @@ def tiny_speaker_folder(path, embed_dim: int = 4):
                                backbone_kwargs={"channels": 8, "embed_dim": embed_dim})
     return save_model(path, net, extra=SpeakerSpec().to_extra(),
                       card=ModelCard(task="speaker verification (embedding model)", data="noise", licence="MIT"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: on a shared 2-core CPU small audio ops run many times faster than with two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

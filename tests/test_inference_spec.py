@@ -10,7 +10,17 @@ import yaml
 
 import facevox
 from facevox.checkpoint import ModelCard, read_model_folder, save_model
-from facevox.inference_spec import SPECS, FaceSpec, FakeFaceSpec, InvertSpec, SpeakerSpec, inference_spec
+from facevox.inference_spec import (
+    SPECS,
+    AudioGANSpec,
+    FaceSpec,
+    FakeFaceSpec,
+    InvertSpec,
+    SpeakerSpec,
+    VocoderSpec,
+    VoiceDetectorSpec,
+    inference_spec,
+)
 from facevox.verification.calibration import Calibration
 
 CAL = Calibration(a=8.0, b=-4.0, threshold=0.55, target_far=0.01, n_target=12, n_nontarget=300)
@@ -21,6 +31,10 @@ CAL = Calibration(a=8.0, b=-4.0, threshold=0.55, target_far=0.01, n_target=12, n
     FaceSpec(), FaceSpec(input_size=(112, 96), flip=False, loss="sphereface2", threshold=0.3, calibration=CAL),
     FakeFaceSpec(load_size=64, threshold=0.4, mask=(0.1, 0.1, 0.9, 0.9)),
     InvertSpec(nz=100, input_size=(64, 64), generator={"source": "dcgan-face", "weights": None}),
+    VocoderSpec(mel={"sample_rate": 16000, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80,
+                     "f_min": 0.0, "f_max": 8000.0}),
+    VoiceDetectorSpec(n_fft=256, win_length=200, hop_length=80, window_seconds=2.0, threshold=0.3),
+    AudioGANSpec(nz=16, samples=16384, output_range=(-1.0, 1.0)),
 ])
 def test_spec_round_trips_through_extra_json(spec):
     extra = json.loads(json.dumps(spec.to_extra()))  # what extra.json holds

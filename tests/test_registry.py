@@ -73,7 +73,7 @@ def test_every_model_forward_backward(name):
     # models with non-vector inputs say what one sample looks like; vector models (mlp) have in_dim
     shape = getattr(model, "example_input_shape", None) or (model.in_dim,)
     x = torch.randn(3, *shape)
-    out = model(x)
+    out = _flat_outputs(model(x))  # a GAN discriminator returns (feature maps, score) per scale
     out.float().sum().backward()
     assert out.shape[0] == 3 and torch.isfinite(out).all()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -94,6 +94,20 @@ def test_every_explainer_runs(name):
     assert maps.shape == (2, 16, 16) and torch.isfinite(maps).all()
 
 
+def _flat_outputs(out) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    tensors = []
+    stack = [out]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            tensors.append(item.reshape(item.shape[0], -1))
+        else:
+            stack.extend(item)
+    return torch.cat(tensors, dim=1)
+
+
 def _tiny_args(name: str) -> dict:
     return {
         "mlp": {"in_dim": 6, "out_dim": 4},
@@ -108,8 +122,14 @@ def _tiny_args(name: str) -> dict:
         "resnet50": {"width": 8},
         "spectral_logreg": {"size": 32},
         "dcgan_generator": {"nz": 16, "ngf": 8},
+        "melgan_generator": {"n_mels": 8, "channels": 16, "upsample_ratios": (4, 2), "dilations": (1, 3)},
+        "melgan_discriminator": {"n_scales": 2, "channels": 4, "max_channels": 16, "n_layers": 2},
         "sphere20": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
         "iresnet18": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
         "iresnet50": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
         "mobilefacenet": {"width": 4, "embed_dim": 16, "input_size": (32, 32)},
+        "wavegan_generator": {"nz": 8, "d": 2},
+        "wavegan_discriminator": {"d": 2},
+        "lcnn": {"channels": (2, 2, 2, 2), "hidden": 4, "n_freq": 33, "frames": 24},
+        "speech_spectral_logreg": {"bands": 4, "n_freq": 33, "frames": 24},
     }.get(name, {})

@@ -31,7 +31,7 @@ import numpy as np
 
 from facevox.errors import FacevoxError
 
-BACKENDS = {"resemblyzer": "speaker", "dlib": "face"}
+BACKENDS = {"resemblyzer": "speaker", "dlib": "face", "griffinlim": "vocoder"}
 
 
 class Decision(NamedTuple):
@@ -239,7 +239,8 @@ def load(what: str | Path, *, device: str = "auto", precision: str = "fp32", **o
 
     ``"resemblyzer"`` / speaker folders -> :class:`SpeakerVerifier`; ``"dlib"`` / face folders ->
     :class:`FaceVerifier` (options ``aligned``, ``detector``); fakeface folders ->
-    :class:`FakeFaceDetector`; invert encoder folders -> :class:`Inverter`; a file written by
+    :class:`FakeFaceDetector`; invert encoder folders -> :class:`Inverter`; ``"griffinlim"`` / vocoder
+    folders -> a vocoder (:func:`facevox.tasks.voice.vocode.load_vocoder`); a file written by
     ``facevox export --format onnx`` -> the object of its task, run by onnxruntime
     (:func:`facevox.export.load_exported`). Anything else is a one-line :class:`~facevox.errors.FacevoxError`."""
     name = str(what)
@@ -278,6 +279,11 @@ def _make(task: str | None, path: Path | None, backend: str, device: str, precis
     if task == "invert":
         _no_more(opts, path)
         return Inverter(path, device=device)
+    if task == "vocoder":  # .mel(wave), .vocode(mel), .resynthesise(wave): numpy at 16 kHz
+        from facevox.tasks.voice.vocode import load_vocoder
+
+        _no_more(opts, path or backend)
+        return load_vocoder(path or backend, device=device, precision=precision)
     raise FacevoxError("the model folder does not say its task (model.yaml) and it cannot be inferred", path)
 
 

@@ -21,6 +21,7 @@ TASK_GROUPS = {
     "fakeface": "detection of GAN-generated faces, with saliency maps",
     "face": "face verification with hyperspherical margin losses",
     "invert": "GAN inversion by optimisation, a trained encoder, or both",
+    "voice": "synthetic voices: a MelGAN vocoder, a generated-speech detector, a waveform GAN",
     "data": "training data at scale: tar shards that every train command streams",
 }
 
@@ -168,6 +169,10 @@ def _task_commands(group: str) -> Callable | None:
         from facevox.tasks.invert.commands import add_commands as add_invert
 
         return add_invert
+    if group == "voice":
+        from facevox.tasks.voice.commands import add_commands as add_voice
+
+        return add_voice
     if group == "data":
         from facevox.datasets.commands import add_commands as add_data
 

@@ -22,7 +22,7 @@ so building a spec from a folder cannot fail on a wrong type.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from facevox.verification.calibration import Calibration
@@ -151,7 +151,73 @@ class InvertSpec:
                    generator=dict(extra["generator"]), features=dict(extra.get("features") or {}))
 
 
-SPECS: dict[str, type] = {s.task: s for s in (SpeakerSpec, FaceSpec, FakeFaceSpec, InvertSpec)}
+@dataclass(frozen=True)
+class VocoderSpec:
+    """The MelGAN vocoder: log-mel frames of ``mel`` (:class:`facevox.audio.mel.MelSpec` settings) -> waves."""
+
+    task: ClassVar[str] = "vocoder"
+    mel: dict[str, Any] = field(default_factory=dict)
+
+    def mel_spec(self) -> Any:
+        from facevox.audio.mel import MelSpec
+
+        return MelSpec.from_dict(self.mel)
+
+    def to_extra(self) -> dict[str, Any]:
+        return {"task": self.task, "mel": dict(self.mel)}
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> VocoderSpec:
+        return cls(mel=dict(extra.get("mel") or {}))
+
+
+@dataclass(frozen=True)
+class VoiceDetectorSpec:
+    """The generated-speech detector: log-spectrograms (``n_fft``, ``win_length``, ``hop_length`` at
+    ``sample_rate``) scored in ``window_seconds`` windows, P(fake) compared with ``threshold``."""
+
+    task: ClassVar[str] = "voice-detector"
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    window_seconds: float = 3.0
+    threshold: float = 0.5
+    sample_rate: int = SAMPLE_RATE
+    min_seconds: float = 0.25  # shorter files are an error
+
+    def to_extra(self) -> dict[str, Any]:
+        return {"task": self.task, "classes": ["real", "fake"], "n_fft": self.n_fft, "win_length": self.win_length,
+                "hop_length": self.hop_length, "window_seconds": self.window_seconds, "threshold": self.threshold,
+                "sample_rate": self.sample_rate, "min_seconds": self.min_seconds}
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> VoiceDetectorSpec:
+        return cls(**{f.name: extra[f.name] for f in fields(cls) if f.name in extra})
+
+
+@dataclass(frozen=True)
+class AudioGANSpec:
+    """A waveform GAN's generator: z of size ``nz`` -> ``samples`` samples at ``sample_rate`` in ``output_range``."""
+
+    task: ClassVar[str] = "audio-gan"
+    nz: int = 100
+    samples: int = 16384
+    sample_rate: int = SAMPLE_RATE
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+    def to_extra(self) -> dict[str, Any]:
+        return {"task": self.task, "nz": self.nz, "samples": self.samples, "sample_rate": self.sample_rate,
+                "output_range": list(self.output_range)}
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> AudioGANSpec:
+        return cls(nz=int(extra.get("nz", cls.nz)), samples=int(extra.get("samples", cls.samples)),
+                   sample_rate=int(extra.get("sample_rate", cls.sample_rate)),
+                   output_range=tuple(float(v) for v in extra.get("output_range", cls.output_range)))
+
+
+SPECS: dict[str, type] = {s.task: s for s in (SpeakerSpec, FaceSpec, FakeFaceSpec, InvertSpec, VocoderSpec,
+                                              VoiceDetectorSpec, AudioGANSpec)}
 
 
 def inference_spec(task: str | None, extra: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from facevox.errors import FacevoxError
 
-TASKS = ("speaker", "fakeface", "face", "invert")
+TASKS = ("speaker", "fakeface", "face", "invert", "vocoder", "voice-detector", "audio-gan")
 
 
 def task_of(text: str) -> str | None:
@@ -131,6 +131,24 @@ EXTRA_SCHEMAS: dict[str, dict[str, Field]] = {
         "features.stages": Field(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
                                  "a list of strings"),
         "features.input_size": Field(lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    },
+    "vocoder": {
+        "mel": MAPPING.needed(),
+        **{f"mel.{k}": SIZE.needed() for k in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels")},
+        **{f"mel.{k}": NUMBER.needed() for k in ("f_min", "f_max")},
+    },
+    "voice-detector": {
+        **{k: SIZE.needed() for k in ("n_fft", "win_length", "hop_length")},
+        "window_seconds": Field(lambda v: _is_num(v) and v > 0, "a number > 0", True),
+        "sample_rate": Field(lambda v: v == 16000, "16000 (the detector reads 16 kHz audio)"),
+        "min_seconds": Field(lambda v: _is_num(v) and v > 0, "a number > 0"),
+        "threshold": Field(lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    },
+    "audio-gan": {
+        "nz": SIZE.needed(),
+        "samples": SIZE,
+        "sample_rate": Field(lambda v: v == 16000, "16000 (facevox's audio GANs make 16 kHz audio)"),
+        "output_range": Field(_numbers(2), "a list of 2 numbers"),
     },
 }
 CONFIG_SCHEMAS: dict[str, dict[str, Field]] = {  # what commands read from config.yaml

@@ -57,8 +57,12 @@ def _run(args: argparse.Namespace) -> None:
 
     s = run_inversion(_config(args), args.method, args.images, Path(args.out), encoder_path=args.encoder,
                       precision=args.precision)
-    perceptual = f"  perceptual {s['perceptual']:.4f}" if "perceptual" in s else ""
-    print(f"{s['label']}: {s['n_images']} image(s) in {s['seconds']:.2f} s  PSNR {s['psnr']:.2f} dB{perceptual}")
+    if "mrstft" in s:  # an audio generator
+        print(f"{s['label']}: {s['n_images']} clip(s) in {s['seconds']:.2f} s  MR-STFT {s['mrstft']:.4f}  "
+              f"log-mel L1 {s['logmel_l1']:.4f}  SNR {s['snr_db']:.2f} dB")
+    else:
+        perceptual = f"  perceptual {s['perceptual']:.4f}" if "perceptual" in s else ""
+        print(f"{s['label']}: {s['n_images']} image(s) in {s['seconds']:.2f} s  PSNR {s['psnr']:.2f} dB{perceptual}")
     print(f"latents: {Path(args.out) / 'latents.npy'}  grid: {Path(args.out) / 'grid.png'}")
 
 
@@ -77,17 +81,19 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--recipe", help="YAML recipe file or built-in name, e.g. encoder_dcgan (facevox list recipes)")
-        p.add_argument("--generator", help="dcgan-face (default), package.module:factory, or a TorchScript file. "
+        p.add_argument("--generator", help="dcgan-face (default), wavegan:MODEL_FOLDER (an audio GAN of facevox "
+                                           "voice train-gan), package.module:factory, or a TorchScript file. "
                                            "USER CODE: a module named here is imported and its factory called, a "
                                            "TorchScript file is run; name only code you trust. run/eval with "
-                                           "--encoder: the encoder's generator, if it is dcgan-face (code must be "
-                                           "named here again)")
+                                           "--encoder: the encoder's generator, if it is dcgan-face or wavegan: "
+                                           "(code must be named here again)")
         p.add_argument("--weights", help="state dict to load into the generator")
         p.add_argument("--nz", type=ranged_arg(int, ge=1), help="latent size (default: the generator's nz attribute)")
         p.add_argument("--output-range", help="the generator's pixel range, e.g. -1,1 (default) or 0,1")
         p.add_argument("--features", help="network of the perceptual loss and FD: random-resnet18 (default), a "
                                           "facevox model folder, package.module:factory (USER CODE: the module is "
-                                          "imported), or none")
+                                          "imported), or none; audio generators: mrstft-logmel (default), a "
+                                          "facevox speaker model folder (adds its embeddings) or none")
         p.add_argument("--device", help="where the generator, encoder and feature network run: auto (default: the "
                                         "GPU of this process if there is one, else the CPU), cpu, cuda or cuda:N")
         add_set(p)
@@ -117,9 +123,10 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in OUT instead of resuming")
     p.set_defaults(handler=_train)
 
-    p = sub.add_parser("run", help="invert images: latents.npy and a grid of targets and reconstructions",
-                       description="Invert image files or folders (any size; resized to the generator's).")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p = sub.add_parser("run", help="invert images or clips: latents.npy and a grid of targets and reconstructions",
+                       description="Invert image files or folders (any size; resized to the generator's), or for "
+                                   "an audio generator audio files (the centre of each, cut to its length).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image (or audio) files or folders")
     p.add_argument("--method", default="optim", choices=["optim", "encoder", "hybrid"])
     p.add_argument("--out", default="runs/invert", help="output folder")
     common(p)
@@ -132,7 +139,8 @@ def add_commands(sub: argparse._SubParsersAction, add_set) -> None:
                    choices=["optim", "encoder", "hybrid"])
     p.add_argument("--n", type=ranged_arg(int, ge=1), default=50, help="generated faces to invert (default 50)")
     p.add_argument("--target-seed", type=ranged_arg(int, **SEED), default=0, help="seed of the generated faces' z")
-    p.add_argument("--images", help="a folder of images to invert instead of generated faces")
+    p.add_argument("--images", help="a folder of images (audio generator: audio files) to invert instead of "
+                                    "generated ones")
     p.add_argument("--out", default="runs/invert-eval", help="output folder")
     common(p)
     optim(p)

@@ -9,8 +9,9 @@ from facevox.config import MAX_IMAGE_SIZE, SEED, TrainConfig, ranged
 
 @dataclasses.dataclass
 class GeneratorSettings:
-    # "dcgan-face" (gan-face-generate's 64x64 DCGAN), "package.module:factory" (a callable returning
-    # an nn.Module), or a TorchScript file; "" = the encoder's generator, else dcgan-face
+    # "dcgan-face" (gan-face-generate's 64x64 DCGAN), "wavegan:MODEL_FOLDER" (facevox voice train-gan),
+    # "package.module:factory" (a callable returning an nn.Module), or a TorchScript file;
+    # "" = the encoder's generator, else dcgan-face
     source: str = ""
     weights: str = ""  # state dict to load into the module (dcgan-face: default gan-face-generate's file)
     nz: int | None = ranged(None, ge=1)  # latent size; None = the module's ``nz`` attribute (100 for dcgan-face)
@@ -21,11 +22,20 @@ class GeneratorSettings:
 class FeatureSettings:
     # the network of the perceptual loss and of FD: "random-resnet18" (untrained ResNet-18, seed 0),
     # a facevox model folder (fakeface detector or face embedder), "package.module:factory", or
-    # "none"; "" = the encoder's network, else random-resnet18
+    # "none"; "" = the encoder's network, else random-resnet18. Audio generators: "mrstft-logmel"
+    # (the default), a facevox speaker model folder (adds its embeddings) or "none"
     network: str = ""
     stages: list[str] = dataclasses.field(default_factory=list)  # module names; [] = the network's defaults
     # images are resized to this square; 0 = the network's own size (at least 32)
     input_size: int = ranged(0, ge=0, le=MAX_IMAGE_SIZE)
+
+
+@dataclasses.dataclass
+class AudioLossSettings:
+    # the perceptual distance of an audio generator (wavegan:): weights of its terms
+    stft: float = ranged(1.0, ge=0)  # multi-resolution STFT loss (spectral convergence + log-magnitude L1)
+    logmel: float = ranged(1.0, ge=0)  # L1 of the log-mel spectrograms (80 bands, hop 256)
+    speaker: float = ranged(1.0, ge=0)  # 1 - cosine of the embeddings of the speaker model that --features names
 
 
 @dataclasses.dataclass
@@ -61,6 +71,7 @@ class InvertConfig:
     features: FeatureSettings = dataclasses.field(default_factory=FeatureSettings)
     encoder: EncoderSettings = dataclasses.field(default_factory=EncoderSettings)
     optim: OptimSettings = dataclasses.field(default_factory=OptimSettings)
+    audio: AudioLossSettings = dataclasses.field(default_factory=AudioLossSettings)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=10, batch_size=64, lr=1e-3, scheduler="cosine", warmup_steps=200)
     )

@@ -7,7 +7,9 @@ the loss. The loss (seed, ch. 2: "pixel, perceptual and z-loss") is
     z_loss * MSE(E(x), z) + pixel_loss * MSE(G(E(x)), x) + perceptual_loss * P(G(E(x)), x),  x = G(z)
 
 The model folder's ``extra.json`` names the generator (its :func:`load_generator` keywords) and
-``nz``, so ``invert run --encoder MODEL`` rebuilds the same generator.
+``nz``, so ``invert run --encoder MODEL`` rebuilds the same generator. For an audio generator the
+encoder is an :class:`~.audio.AudioEncoder` (the ResNet-18 on log-mel frames; ``extra.json`` says
+``modality: audio``), the pixel loss the MSE of the samples and the perceptual loss the audio one.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ from facevox.inference_spec import InvertSpec
 from facevox.precision import autocast
 from facevox.registry import create_model
 from facevox.runfolder import check_resume, start_run
-from facevox.tasks.invert.config import InvertConfig, OptimSettings
+from facevox.tasks.invert.config import FeatureSettings, InvertConfig, OptimSettings
 from facevox.tasks.invert.generators import Generator, load_generator, sample_latents
-from facevox.tasks.invert.optimise import Inversion, _device_of, _sync, optimise_latents
+from facevox.tasks.invert.optimise import Inversion, _device_of, _sync, clamp_output, optimise_latents
 from facevox.tasks.invert.perceptual import FeatureNet, load_feature_net, perceptual_distance
 from facevox.train import Trainer, resolve_device, seed_everything
+
+
+def perceptual_between(features: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B,) perceptual distance between batches a and b: images (FeatureNet) or waves (AudioPerceptual)."""
+    if hasattr(features, "distance"):
+        return features(a, b)
+    return perceptual_distance(features, a, b)
 
 
 class LatentSamples(SeededDataset):
@@ -68,23 +77,28 @@ class Encoder(nn.Module):
 
 
 def encoder_input_size(cfg: InvertConfig, gen: Generator) -> tuple[int, int]:
+    if gen.kind == "audio":
+        from facevox.tasks.invert.audio import mel_frames
+
+        return mel_frames(gen.samples)  # (n_mels, frames) of the log-mel the encoder sees
     s = cfg.encoder.input_size
     return (s, s) if s else gen.image_size
 
 
 def encoder_loss(encoder: nn.Module, gen: Generator, z: torch.Tensor, cfg: InvertConfig,
-                 features: FeatureNet | None, input_size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """The training loss on a batch of latents z (B, nz), with its parts for the logs."""
+                 features: FeatureNet | None, input_size: tuple[int, int] | None) -> dict[str, torch.Tensor]:
+    """The training loss on a batch of latents z (B, nz), with its parts for the logs
+    (``input_size`` None: the encoder takes G(z) as it is, e.g. waves)."""
     e = cfg.encoder
     with torch.no_grad():
         x = gen(z)
-    z_hat = encoder(resize_to(x, input_size)).float()
+    z_hat = encoder(x if input_size is None else resize_to(x, input_size)).float()
     parts = {"z_loss": F.mse_loss(z_hat, z.float())}
     if e.pixel_loss or e.perceptual_loss:
         x_hat = gen(z_hat)
         parts["pixel_loss"] = F.mse_loss(x_hat, x)
         if e.perceptual_loss:
-            parts["perceptual_loss"] = perceptual_distance(features, x_hat, x).mean()
+            parts["perceptual_loss"] = perceptual_between(features, x_hat, x).mean()
     loss = e.z_loss * parts["z_loss"] + e.pixel_loss * parts.get("pixel_loss", 0.0)
     loss = loss + e.perceptual_loss * parts.get("perceptual_loss", 0.0)
     return {"loss": loss, **parts}
@@ -109,38 +123,46 @@ def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[
     device = resolve_device(cfg.train.device)
     g = cfg.generator
     gen = load_generator(g.source, weights=g.weights, nz=g.nz, output_range=g.output_range, device=device)
+    audio = gen.kind == "audio"
     features = None
     if cfg.encoder.perceptual_loss:
-        f = cfg.features
-        features = load_feature_net(f.network, stages=f.stages, input_size=f.input_size, device=device)
+        features = load_features(cfg, gen, device)
         if features is None:
             raise FacevoxError("a perceptual loss needs a feature network, not 'none'", "features.network")
     with naming("encoder.width"):  # e.g. a width whose weights would not fit in memory
         net = create_model("resnet18", num_classes=gen.nz, width=cfg.encoder.width)
     size = encoder_input_size(cfg, gen)
+    if audio:
+        from facevox.tasks.invert.audio import AudioEncoder
+
+        model: nn.Module = AudioEncoder(net, gen.nz)  # the log-mel front end has no weights: net is what is saved
+    else:
+        model = net
 
     def compute_loss(model: nn.Module, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        return encoder_loss(model, gen, z, cfg, features, size)
+        return encoder_loss(model, gen, z, cfg, features, None if audio else size)
 
     start_run(out, cfg, resuming=resuming)
     print(f"invert: training a ResNet-18 encoder for {gen.describe()}; perceptual network: "
           f"{features.description if features else 'none'}")
-    trainer = Trainer(net, compute_loss, LatentSamples(cfg.encoder.samples_per_epoch, gen.nz), cfg.train,
+    trainer = Trainer(model, compute_loss, LatentSamples(cfg.encoder.samples_per_epoch, gen.nz), cfg.train,
                       out / "train")
     t0 = time.perf_counter()
     trainer.fit(resume=resume)
     train_seconds = time.perf_counter() - t0
-    net.to(memory_format=torch.contiguous_format).eval()
+    model.to(memory_format=torch.contiguous_format).eval()
 
-    metrics = held_out_metrics(Encoder(net, size, gen.nz), gen)
+    metrics = held_out_metrics(model if audio else Encoder(net, size, gen.nz), gen)
     e = cfg.encoder
     spec = InvertSpec(nz=gen.nz, input_size=tuple(size), generator=gen.spec,
                       features={"network": cfg.features.network, "stages": list(cfg.features.stages),
                                 "input_size": cfg.features.input_size, "name": features.name if features else "none"})
-    extra = {**spec.to_extra(), "generator_name": gen.describe(), "image_size": list(gen.image_size),
+    shape = {"modality": "audio", "samples": gen.samples, "sample_rate": gen.sample_rate} if audio else {
+        "image_size": list(gen.image_size)}
+    extra = {**spec.to_extra(), "generator_name": gen.describe(), **shape,
              "loss_weights": {"z": e.z_loss, "pixel": e.pixel_loss, "perceptual": e.perceptual_loss},
              "train_seconds": train_seconds}
-    card = ModelCard(task="GAN inversion: image -> latent z of the generator",
+    card = ModelCard(task=f"GAN inversion: {'audio clip' if audio else 'image'} -> latent z of the generator",
                      data=f"z ~ N(0, I) and G(z) of {gen.describe()}, {cfg.encoder.samples_per_epoch} per epoch",
                      licence=cfg.encoder.licence,
                      description="A ResNet-18 that predicts the latent vector z from which the generator draws "
@@ -171,6 +193,20 @@ def held_out_metrics(encoder: Encoder, gen: Generator, n: int = 256, seed: int =
             "heldout_latent_error_rel": float((err / z.norm(dim=1)).mean())}
 
 
+def load_features(cfg: InvertConfig, gen: Generator, device: str | torch.device,
+                  f: FeatureSettings | None = None) -> Any:
+    """The perceptual network of ``f`` (default ``cfg.features``) for this generator: a FeatureNet
+    (images) or an AudioPerceptual weighted by ``cfg.audio`` (audio); None for 'none'."""
+    f = f or cfg.features
+    if gen.kind == "audio":
+        from facevox.tasks.invert.audio import load_audio_perceptual
+
+        a = cfg.audio
+        return load_audio_perceptual(f.network, stft_weight=a.stft, logmel_weight=a.logmel,
+                                     speaker_weight=a.speaker, device=device)
+    return load_feature_net(f.network, stages=f.stages, input_size=f.input_size, device=device)
+
+
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encoder:
     """An encoder model folder from :func:`train_encoder`, in eval mode."""
     try:
@@ -183,11 +219,18 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encode
     if extra.get("task") != "invert" or "nz" not in extra or "input_size" not in extra:
         raise FacevoxError("not an inversion encoder (extra.json names no generator and nz)", path)
     spec = folder.inference
+    if extra.get("modality") == "audio":
+        from facevox.tasks.invert.audio import AudioEncoder
+
+        return AudioEncoder(folder.model, spec.nz, extra).to(device).eval()
     return Encoder(folder.model, spec.input_size, spec.nz, extra).eval()
 
 
 def check_pair(encoder: Encoder, gen: Generator, where: str | Path) -> None:
-    """The encoder must predict the generator's z."""
+    """The encoder must predict the generator's z, from outputs of the generator's kind."""
+    kind = "audio" if getattr(encoder, "modality", "image") == "audio" else "image"
+    if kind != gen.kind:
+        raise FacevoxError(f"this encoder inverts an {kind} generator, the generator draws {gen.kind}s", where)
     if encoder.nz != gen.nz:
         raise FacevoxError(f"the encoder predicts z of size {encoder.nz}, the generator takes {gen.nz}", where)
 
@@ -208,7 +251,7 @@ def encode(encoder: Encoder, gen: Generator, targets: torch.Tensor, batch_size: 
     seconds = time.perf_counter() - t0
     with autocast(device, amp):
         images = torch.cat([gen(z[i : i + batch_size]).float() for i in range(0, z.shape[0], batch_size)])
-    return Inversion("encoder", z.cpu(), images.clamp(0, 1).cpu(), seconds)
+    return Inversion("encoder", z.cpu(), clamp_output(gen, images).cpu(), seconds)
 
 
 def hybrid(encoder: Encoder, gen: Generator, targets: torch.Tensor, settings: OptimSettings,

@@ -2,7 +2,10 @@
 
 Metrics per method: PSNR and SSIM (images in [0, 1]), the perceptual distance and "FD (<network>)"
 with the named feature network, the latent error ||z - z_hat|| (mean L2 per image, only where
-the true z is known: generated targets), and wall time (all images, and per image).
+the true z is known: generated targets), and wall time (all images, and per image). For an
+audio generator (``--generator wavegan:MODEL``): the multi-resolution STFT distance, the log-mel
+L1 distance and the SNR of each reconstructed clip, the latent error and the time; the outputs
+are WAVs of the targets and reconstructions and a grid of their log-mel spectrograms.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from facevox.image.io import list_image_files, load_image
 from facevox.metrics import psnr, ssim
 from facevox.outdir import output_dir, prepare_output
 from facevox.tasks.fakeface.scoring import inference_device, inference_precision
+from facevox.tasks.invert.audio import AUDIO_PERCEPTUAL, audio_metrics, load_clips, mel_pictures
 from facevox.tasks.invert.config import InvertConfig
-from facevox.tasks.invert.encoder import Encoder, check_pair, encode, hybrid, load_encoder
+from facevox.tasks.invert.encoder import Encoder, check_pair, encode, hybrid, load_encoder, load_features
 from facevox.tasks.invert.fd import feature_fd
-from facevox.tasks.invert.generators import DCGAN_FACE, Generator, load_generator, sample_latents
-from facevox.tasks.invert.optimise import Inversion, optimise_latents
+from facevox.tasks.invert.generators import DCGAN_FACE, WAVEGAN, Generator, load_generator, sample_latents
+from facevox.tasks.invert.optimise import Inversion, clamp_output, optimise_latents
 from facevox.tasks.invert.perceptual import RANDOM_RESNET18, FeatureNet, load_feature_net, perceptual_distance
 
 METHODS = ("optim", "encoder", "hybrid")
@@ -64,14 +68,19 @@ def setup(cfg: InvertConfig, encoder_path: str | Path | None = None,
     gen = load_generator(source or DCGAN_FACE, device=device, **gen_kwargs)
     if encoder is not None:
         check_pair(encoder, gen, encoder_path)
-    features = load_feature_net(network or RANDOM_RESNET18, stages=stages, input_size=fsize, device=device)
+    if gen.kind == "audio":
+        f = type(cfg.features)(network=network, stages=list(stages), input_size=fsize)
+        features = load_features(cfg, gen, device, f)
+    else:
+        features = load_feature_net(network or RANDOM_RESNET18, stages=stages, input_size=fsize, device=device)
     return gen, features, encoder
 
 
 def _only_if_named(name: str, builtin: str, flag: str, where: str | Path) -> None:
     """facevox runs a user's code (a module, a TorchScript file) only where the user names it on the
     command line or in a recipe, never because a model folder's extra.json names it."""
-    if not name or name == builtin or (Path(name) / "model.yaml").is_file():
+    if (not name or name in (builtin, AUDIO_PERCEPTUAL) or name.startswith(WAVEGAN)
+            or (Path(name) / "model.yaml").is_file()):
         return  # built in, or a model folder (weights only)
     raise FacevoxError(f"this encoder was trained with the {flag} '{name}', which is code (a Python module or a "
                        f"TorchScript file); facevox runs code only where you name it: pass --{flag} {name} to use it",
@@ -88,6 +97,13 @@ def fit_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if size[0] == size[1]:
         return resize_square(img, size[0])
     return np.asarray(Image.fromarray(img).resize((size[1], size[0]), Image.LANCZOS))
+
+
+def generator_targets(gen: Generator, paths: Sequence[str | Path]) -> tuple[torch.Tensor, list[Path]]:
+    """Files for this generator: images resized to its size, or audio cut to its length."""
+    if gen.kind == "audio":
+        return load_clips(paths, gen.samples, gen.sample_rate)
+    return load_targets(paths, gen.image_size)
 
 
 def load_targets(paths: Sequence[str | Path], size: tuple[int, int]) -> tuple[torch.Tensor, list[Path]]:
@@ -140,11 +156,12 @@ def inversion_metrics(targets: torch.Tensor, result: Inversion, features: Featur
     (a statistic of the whole set: for at least 2 images, meaningful for many)."""
     x, y = targets.float().cpu(), result.images.float().cpu()
     n = x.shape[0]
-    per: dict[str, list[float]] = {"psnr": psnr(y, x).tolist()}
-    if min(x.shape[-2:]) >= 11:  # SSIM's window
+    audio = x.ndim == 3  # waves (N, 1, T): spectral distances and SNR, no FD
+    per: dict[str, list[float]] = audio_metrics(x, y) if audio else {"psnr": psnr(y, x).tolist()}
+    if not audio and min(x.shape[-2:]) >= 11:  # SSIM's window
         per["ssim"] = ssim(y, x).tolist()
     fd_value = None
-    if features is not None:
+    if features is not None and not audio:
         device = next((p.device for p in features.parameters()), torch.device("cpu"))
         dists, fa, fb = [], [], []
         for i in range(0, n, batch_size):
@@ -177,6 +194,8 @@ def comparison_grid(targets: torch.Tensor, results: Sequence[Inversion], path: P
 
     k = min(n_show, targets.shape[0])
     rows = [targets[:k]] + [r.images[:k] for r in results]
+    if targets.ndim == 3:  # waves: their log-mel spectrograms, on one scale
+        rows = list(mel_pictures(torch.cat(rows)).split(k))
     names = ["target"] + list(labels or [r.method for r in results])
     titles = [f"{name} {i}" for name in names for i in range(k)]
     return plot_image_grid(torch.cat(rows).clamp(0, 1), path, titles=titles, ncols=k)
@@ -199,7 +218,7 @@ def run_inversion(cfg: InvertConfig, method: str, images: Sequence[str | Path], 
     prepare_output(out)  # a wrong --out fails now, not after the inversion
     gen, features, encoder = setup(cfg, encoder_path, need_encoder=method != "optim")
     amp = inference_precision(precision, gen_torch_device(gen))
-    targets, files = load_targets(images, gen.image_size)
+    targets, files = generator_targets(gen, images)
     result = invert(method, gen, targets, cfg, features, encoder, amp)
     metrics = inversion_metrics(targets, result, features, fd=False)  # FD is a statistic of a set: see eval
     with output_dir(out, "invert run") as out:  # every output in a new folder, swapped in at the end
@@ -209,7 +228,10 @@ def run_inversion(cfg: InvertConfig, method: str, images: Sequence[str | Path], 
         rows = [{"row": i, "file": str(f), **{k: round(v[i], 6) for k, v in per.items()}} for i, f in enumerate(files)]
         atomic_write_text(out / "latents.csv", _csv(rows))
         for i, (f, img) in enumerate(zip(files, result.images, strict=True)):
-            save_image(out / "reconstructions" / f"{i:04d}_{f.stem}.png", _to_uint8(img))
+            if gen.kind == "audio":
+                _save_wavs(out, f"{i:04d}_{f.stem}", targets[i], {"reconstructions": img}, gen.sample_rate)
+            else:
+                save_image(out / "reconstructions" / f"{i:04d}_{f.stem}.png", _to_uint8(img))
         comparison_grid(targets, [result], out / "grid.png", labels=[method])
         summary = {"method": method, "label": method_label(method, cfg), "generator": gen.describe(),
                    "feature_network": features.description if features else "none",
@@ -218,6 +240,15 @@ def run_inversion(cfg: InvertConfig, method: str, images: Sequence[str | Path], 
                    "settings": to_dict(cfg.optim), "files": [str(f) for f in files]}
         atomic_write_json(out / "inversion.json", summary)
     return summary
+
+
+def _save_wavs(out: Path, stem: str, target: torch.Tensor, recon: dict[str, torch.Tensor], sample_rate: int) -> None:
+    """OUT/targets/STEM.wav and OUT/<folder>/STEM.wav for each reconstruction."""
+    from facevox.audio.io import save_wav
+
+    save_wav(out / "targets" / f"{stem}.wav", target.reshape(-1).numpy(), sample_rate)
+    for folder, wave in recon.items():
+        save_wav(out / folder / f"{stem}.wav", wave.reshape(-1).numpy(), sample_rate)
 
 
 def _to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -257,17 +288,20 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
     prepare_output(out)  # a wrong --out fails now, not after the inversions
     gen, features, encoder = setup(cfg, encoder_path, need_encoder=any(m != "optim" for m in methods))
     amp = inference_precision(precision, gen_torch_device(gen))
+    audio = gen.kind == "audio"
     if images:
-        targets, files = load_targets([images], gen.image_size)
-        z_true, source = None, f"{len(files)} images from {images}, resized to {gen.image_size[0]}x{gen.image_size[1]}"
+        targets, files = generator_targets(gen, [images])
+        z_true = None
+        source = (f"{len(files)} clips from {images}, the centre {gen.samples} samples of each" if audio else
+                  f"{len(files)} images from {images}, resized to {gen.image_size[0]}x{gen.image_size[1]}")
     else:
         if n < 1:
             raise FacevoxError(f"need at least one image, got n={n}", "--n")
         z_true = sample_latents(n, gen.nz, seed)
         with torch.no_grad():
             device = next(gen.parameters()).device
-            targets = torch.cat([gen(z_true[i : i + 64].to(device)).clamp(0, 1).cpu() for i in range(0, n, 64)])
-        source = f"{n} faces drawn by the generator from z ~ N(0, I), seed {seed}"
+            targets = torch.cat([clamp_output(gen, gen(z_true[i : i + 64].to(device))).cpu() for i in range(0, n, 64)])
+        source = f"{n} {'clips' if audio else 'faces'} drawn by the generator from z ~ N(0, I), seed {seed}"
     results = []
     for m in methods:
         print(f"invert eval: {method_label(m, cfg)} on {targets.shape[0]} images", file=sys.stderr, flush=True)
@@ -276,7 +310,7 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
     for m in metrics.values():
         m.pop("per_image")
     net = features.name if features else None
-    header, rows = comparison_table(methods, metrics, cfg, net)
+    header, rows = comparison_table(methods, metrics, cfg, None if audio else net)
     with output_dir(out, "invert eval") as out:  # every output in a new folder, swapped in at the end
         doc = {"source": source, "generator": gen.describe(), "feature_network": net,
                "feature_network_description": features.description if features else "none",
@@ -287,6 +321,10 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
         save_config(cfg, out / "config.yaml")
         atomic_write_json(out / "results.json", doc)
         atomic_write_text(out / "table.md", markdown_table(header, rows))
+        if audio:
+            for i in range(min(8, targets.shape[0])):
+                _save_wavs(out / "wavs", f"{i:02d}", targets[i], {m: r.images[i] for m, r in zip(methods, results,
+                                                                                        strict=True)}, gen.sample_rate)
         from facevox.report import Table, write_html_report
 
         labels = [method_label(m, cfg).split(" (")[0] for m in methods]
@@ -294,12 +332,17 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
         notes = [f"Targets: {source}.", f"Generator: {gen.describe()}.",
                  f"Feature network (perceptual distance and FD): {doc['feature_network_description']}.",
                  "FD is the Frechet distance between Gaussian fits of the feature network's pooled last-stage "
-                 "features of targets and reconstructions; it is not FID (no Inception network here).",
+                 "features of targets and reconstructions; it is not FID (no Inception network here)."
+                 if not audio else "Audio: MR-STFT is the multi-resolution STFT loss (spectral convergence + "
+                 "log-magnitude L1, FFT sizes 512/1024/2048), log-mel L1 the mean absolute difference of the "
+                 "80-band log-mel spectrograms, SNR that of the samples; the grid shows log-mel spectrograms; "
+                 "wavs/ holds the first 8 targets and reconstructions.",
                  f"Optimisation: Adam, lr {cfg.optim.lr}, loss weights pixel {cfg.optim.pixel}, perceptual "
                  f"{cfg.optim.perceptual}, prior {cfg.optim.prior}; device {gen_device(gen)}, "
                  f"{_precision_name(amp)}."]
         write_html_report(out, "GAN inversion: optimisation, encoder and hybrid", figures=[
-            ("Targets (top row) and reconstructions, one row per method", out / "grid.png")],
+            ("Targets (top row) and reconstructions, one row per method" + (" (log-mel spectrograms)" if audio
+                                                                          else ""), out / "grid.png")],
             tables=[Table(f"Inversion of {source}", header, rows)], notes=notes,
             subtitle=f"{gen.describe()}; features: {net or 'none'}")
     return doc
@@ -320,10 +363,12 @@ def _precision_name(amp: torch.dtype | None) -> str:
 def comparison_table(methods: Sequence[str], metrics: dict[str, dict[str, Any]], cfg: InvertConfig,
                      net: str | None) -> tuple[list[str], list[list[Any]]]:
     """Header and rows: one row per method; FD and perceptual columns name the network."""
-    cols = [("PSNR (dB)", "psnr"), ("SSIM", "ssim")]
+    cols = [("PSNR (dB)", "psnr"), ("SSIM", "ssim"), ("MR-STFT", "mrstft"), ("log-mel L1", "logmel_l1"),
+            ("SNR (dB)", "snr_db")]
     if net:
         cols += [(f"perceptual ({net})", "perceptual"), (f"FD ({net})", "fd")]
-    cols += [("latent error", "latent_error"), ("seconds (all)", "seconds"), ("seconds / image", "seconds_per_image")]
+    per = "clip" if any("mrstft" in metrics[m] for m in methods) else "image"
+    cols += [("latent error", "latent_error"), ("seconds (all)", "seconds"), (f"seconds / {per}", "seconds_per_image")]
     cols = [(h, k) for h, k in cols if any(k in metrics[m] for m in methods)]
     rows = [[method_label(m, cfg)] + [_round(metrics[m].get(k)) for _, k in cols] for m in methods]
     return ["method"] + [h for h, _ in cols], rows

@@ -1,11 +1,13 @@
-"""Inversion by optimisation: Adam on z so that G(z) matches the target image.
+"""Inversion by optimisation: Adam on z so that G(z) matches the target image (or clip).
 
 Per image the loss is ``pixel * MSE(G(z), x) + perceptual * P(G(z), x) + prior * ||z||^2 / nz``
 (``P`` the perceptual distance of :mod:`.perceptual`; the prior is the negative log-likelihood
-of N(0, I) up to a constant and a factor 2/nz). Images are optimised in batches, each with its
-own z and its own loss (the generator is in eval mode, so images do not interact). Every restart
-starts from a fresh z ~ N(0, I) (or from ``z_init``, the hybrid's encoder prediction); for every
-image the z with the lowest loss seen (any step, any restart) is kept.
+of N(0, I) up to a constant and a factor 2/nz). For an audio generator ``MSE`` is that of the
+samples and ``P`` the audio perceptual distance (:class:`.audio.AudioPerceptual`). Images are
+optimised in batches, each with its own z and its own loss (the generator is in eval mode, so
+images do not interact). Every restart starts from a fresh z ~ N(0, I) (or from ``z_init``, the
+hybrid's encoder prediction); for every image the z with the lowest loss seen (any step, any
+restart) is kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +31,8 @@ from facevox.tasks.invert.perceptual import FeatureNet, feature_distance, unit_n
 @dataclass
 class Inversion:
     """What every method returns: latents (N, nz), reconstructions G(z) (N, 3, H, W) in [0, 1]
-    (clamped), the final loss per image (N,) where the method has one, and the wall time taken to
-    find the latents (drawing the reconstructions afterwards is not counted)."""
+    (clamped; audio: waves (N, 1, T) in [-1, 1]), the final loss per image (N,) where the method
+    has one, and the wall time taken to find the latents (drawing the reconstructions afterwards is not counted)."""
 
     method: str
     latents: torch.Tensor
@@ -38,17 +41,31 @@ class Inversion:
     losses: torch.Tensor | None = None
 
 
+def prepare_targets(features: Any, target: torch.Tensor) -> Any:
+    """What the perceptual term needs of the targets, computed once: unit-normalised feature maps
+    (images) or the :meth:`~.audio.AudioPerceptual.prepare` dict (audio)."""
+    if hasattr(features, "prepare"):
+        return features.prepare(target)
+    return unit_normalise(features(target))
+
+
+def perceptual_term(features: Any, x: torch.Tensor, prepared: Any) -> torch.Tensor:
+    """(B,) perceptual distance of x to the prepared targets."""
+    if hasattr(features, "distance"):
+        return features.distance(x, prepared)
+    return feature_distance(unit_normalise(features(x)), prepared)
+
+
 def inversion_loss(gen: Generator, z: torch.Tensor, target: torch.Tensor, settings: OptimSettings,
-                   features: FeatureNet | None = None,
-                   target_maps: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """(B,) loss of latents z (B, nz) against targets (B, 3, H, W) in [0, 1]."""
+                   features: FeatureNet | None = None, target_maps: Any = None) -> torch.Tensor:
+    """(B,) loss of latents z (B, nz) against targets (B, 3, H, W) in [0, 1] or waves (B, 1, T)."""
     x = gen(z)
     loss = settings.pixel * (x - target).pow(2).flatten(1).mean(1)
     if settings.perceptual:
         if features is None:
             raise FacevoxError("a perceptual weight needs a feature network (features.network)", "optim.perceptual")
-        maps = target_maps if target_maps is not None else unit_normalise(features(target))
-        loss = loss + settings.perceptual * feature_distance(unit_normalise(features(x)), maps)
+        maps = target_maps if target_maps is not None else prepare_targets(features, target)
+        loss = loss + settings.perceptual * perceptual_term(features, x, maps)
     if settings.prior:
         loss = loss + settings.prior * z.pow(2).mean(1)
     return loss
@@ -73,8 +90,7 @@ def optimise_latents(gen: Generator, targets: torch.Tensor, settings: OptimSetti
     device = _device_of(gen)
     targets = targets.to(device).float()
     n = targets.shape[0]
-    if tuple(targets.shape[-2:]) != gen.image_size:
-        raise FacevoxError(f"targets are {tuple(targets.shape[-2:])}, the generator draws {gen.image_size}")
+    gen.check_targets(targets)
     if z_init is not None and tuple(z_init.shape) != (n, gen.nz):
         raise FacevoxError(f"z_init must be ({n}, {gen.nz}), got {tuple(z_init.shape)}")
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -92,7 +108,7 @@ def optimise_latents(gen: Generator, targets: torch.Tensor, settings: OptimSetti
         hi = min(n, lo + settings.batch_size)
         target = targets[lo:hi]
         with torch.no_grad(), autocast(device, amp):
-            maps = unit_normalise(features(target)) if features is not None and settings.perceptual else None
+            maps = prepare_targets(features, target) if features is not None and settings.perceptual else None
         for r, start in enumerate(starts):
             z = start[lo:hi].to(device).clone().requires_grad_(True)
             opt = torch.optim.Adam([z], lr=settings.lr)
@@ -116,7 +132,12 @@ def optimise_latents(gen: Generator, targets: torch.Tensor, settings: OptimSetti
     seconds = time.perf_counter() - t0  # the time to find the latents (the seed's measure)
     with torch.no_grad(), autocast(device, amp):
         images = torch.cat([gen(best_z[i : i + settings.batch_size]).float() for i in range(0, n, settings.batch_size)])
-    return Inversion(method, best_z.cpu(), images.clamp(0, 1).cpu(), seconds, best_loss.cpu())
+    return Inversion(method, best_z.cpu(), clamp_output(gen, images).cpu(), seconds, best_loss.cpu())
+
+
+def clamp_output(gen: Generator, x: torch.Tensor) -> torch.Tensor:
+    """Outputs clamped for display and metrics: images to [0, 1], waves to [-1, 1]."""
+    return x.clamp(-1, 1) if gen.kind == "audio" else x.clamp(0, 1)
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
