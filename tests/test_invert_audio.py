@@ -147,6 +147,17 @@ def test_run_hybrid_on_real_clips(wavegan, encoder, real_clips, tmp_path):
     assert len(list((out / "targets").glob("*.wav"))) == 2
 
 
+def test_facevox_load_gives_the_audio_inverter_and_the_generator(wavegan, encoder, real_clips):
+    import facevox as fv
+
+    inverter = fv.load(encoder, device="cpu")
+    inverter.cfg.optim.hybrid_steps = 1
+    result = inverter.invert(real_clips, method="hybrid")
+    assert result.latents.shape == (2, NZ)
+    gen = fv.load(wavegan, device="cpu")
+    assert gen.kind == "audio" and gen(torch.zeros(1, NZ)).shape[-1] == gen.samples
+
+
 def test_an_image_encoder_does_not_pair_with_an_audio_generator(wavegan, encoder, tmp_path):
     done = facevox("run", str(tmp_path), "--method", "encoder", "--encoder", str(encoder), "--generator",
                    "dcgan-face", "--device", "cpu", "--out", str(tmp_path / "o"))

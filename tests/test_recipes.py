@@ -18,13 +18,16 @@ PACKAGE_DIR = Path(recipes.__file__).resolve().parent
 ECAPA = PACKAGE_DIR / "speaker" / "ecapa_mmp.yaml"
 
 
-def config_class(task: str) -> type:
+def config_class(task: str, name: str = "") -> type:
     from facevox.demo import DemoConfig
     from facevox.tasks.face.config import FaceConfig
     from facevox.tasks.fakeface.config import FakefaceConfig
     from facevox.tasks.invert.config import InvertConfig
     from facevox.tasks.speaker.config import SpeakerConfig
+    from facevox.tasks.voice import recipe_config
 
+    if task == "voice":
+        return recipe_config(name)
     return {"demo": DemoConfig, "face": FaceConfig, "fakeface": FakefaceConfig, "invert": InvertConfig,
             "speaker": SpeakerConfig}[task]
 
@@ -77,7 +80,7 @@ def test_the_same_name_in_two_tasks_asks_for_the_task(tmp_path, monkeypatch):
 
 def test_list_recipes_and_descriptions():
     names = list_recipes()
-    assert len(names) == 18 and names == sorted(names)
+    assert len(names) == 24 and names == sorted(names)
     assert {"speaker/ecapa_mmp", "demo/cosface", "invert/encoder_dcgan", "fakeface/spectral"} <= set(names)
     assert list_recipes("mobilefacenet_*") == [n for n in names if n.startswith("face/")]
     assert list_recipes("speaker/x*") == ["speaker/xvector_aam"]
@@ -89,8 +92,8 @@ def test_list_recipes_and_descriptions():
 
 @pytest.mark.parametrize("name", list_recipes())
 def test_every_built_in_recipe_loads_by_name(name):
-    task = name.split("/")[0]
-    cfg = load_config(config_class(task), name.split("/")[1])
+    task, short = name.split("/")
+    cfg = load_config(config_class(task, short), short)
     assert cfg is not None
 
 

@@ -92,6 +92,11 @@ def test_lcnn_train_eval_perturbed_predict_explain(fakes, tmp_path):
     rows = list(csv.DictReader(pred.open()))
     assert len(rows) == 1 + len(list((fakes / "fakes" / "real").rglob("*.wav")))
     assert all(0 <= float(r["p_fake"]) <= 1 and r["label"] in ("real", "fake") for r in rows)
+    import facevox
+
+    detector = facevox.load(model, device="cpu")
+    p = detector.score_files([wav])
+    assert p.shape == (1,) and abs(float(p[0]) - float(rows[0]["p_fake"])) < 1e-5
     ex = tmp_path / "explain"
     assert main(["voice", "explain", str(model), str(wav), "--out", str(ex), "--method", "saliency", "gradcam"]) == 0
     assert (ex / "saliency.png").stat().st_size > 1000

@@ -215,12 +215,13 @@ class Inverter:
         self.generator, self.features, self.encoder = setup(self.cfg, path)
 
     def invert(self, items: str | Path | Sequence[str | Path], method: str = "hybrid") -> Any:
-        """Latents of images: an ``Inversion`` (``latents`` (N, nz), ``images`` G(z) (N, 3, H, W) in
-        [0, 1], ``seconds``); ``method``: optim, encoder or hybrid."""
-        from facevox.tasks.invert.evaluate import invert, load_targets
+        """Latents of images (or of audio clips, for an audio GAN's encoder): an ``Inversion``
+        (``latents`` (N, nz), ``images`` G(z) (N, 3, H, W) in [0, 1] or waves (N, 1, T), ``seconds``);
+        ``method``: optim, encoder or hybrid."""
+        from facevox.tasks.invert.evaluate import generator_targets, invert
 
         paths, _ = _paths(items)
-        targets, _ = load_targets(paths, tuple(self.encoder.extra["input_size"]))
+        targets, _ = generator_targets(self.generator, paths)
         device = next(self.generator.parameters()).device if hasattr(self.generator, "parameters") else None
         if device is not None:
             targets = targets.to(device)
@@ -240,7 +241,9 @@ def load(what: str | Path, *, device: str = "auto", precision: str = "fp32", **o
     ``"resemblyzer"`` / speaker folders -> :class:`SpeakerVerifier`; ``"dlib"`` / face folders ->
     :class:`FaceVerifier` (options ``aligned``, ``detector``); fakeface folders ->
     :class:`FakeFaceDetector`; invert encoder folders -> :class:`Inverter`; ``"griffinlim"`` / vocoder
-    folders -> a vocoder (:func:`facevox.tasks.voice.vocode.load_vocoder`); a file written by
+    folders -> a vocoder (:func:`facevox.tasks.voice.vocode.load_vocoder`); voice-detector folders ->
+    :class:`~facevox.tasks.voice.detector_data.VoiceDetector`; audio-GAN folders -> the frozen
+    generator (:func:`facevox.tasks.invert.generators.load_generator`); a file written by
     ``facevox export --format onnx`` -> the object of its task, run by onnxruntime
     (:func:`facevox.export.load_exported`). Anything else is a one-line :class:`~facevox.errors.FacevoxError`."""
     name = str(what)
@@ -284,6 +287,16 @@ def _make(task: str | None, path: Path | None, backend: str, device: str, precis
 
         _no_more(opts, path or backend)
         return load_vocoder(path or backend, device=device, precision=precision)
+    if task == "voice-detector":  # .probs(waves) -> P(fake), .score_files(paths), .threshold
+        from facevox.tasks.voice.detector_data import load_detector
+
+        _no_more(opts, path)
+        return load_detector(path, "facevox.load", device, precision)
+    if task == "audio-gan":  # the frozen generator: z (B, nz) -> waves (B, 1, T)
+        from facevox.tasks.invert.generators import WAVEGAN, load_generator
+
+        _no_more(opts, path)
+        return load_generator(f"{WAVEGAN}{path}", device=device)
     raise FacevoxError("the model folder does not say its task (model.yaml) and it cannot be inferred", path)
 
 

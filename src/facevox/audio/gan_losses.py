@@ -79,3 +79,17 @@ class MultiResolutionSTFTLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         sc, mag = self.parts(pred, target)
         return sc + mag
+
+    def per_example(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B,) the loss of each wave of (B, T) / (B, 1, T) against its own target (a batch of one each)."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred and target differ in shape: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        p, t = pred.reshape(pred.shape[0], -1).float(), target.reshape(target.shape[0], -1).float()
+        total = torch.zeros(p.shape[0], device=p.device)
+        with torch.autocast(p.device.type, enabled=False):
+            for n_fft, hop, win in self.resolutions:
+                a = stft(p, n_fft, hop, win).abs().clamp_min(self.eps)
+                b = stft(t, n_fft, hop, win).abs().clamp_min(self.eps)
+                sc = (b - a).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1).clamp_min(self.eps)
+                total = total + sc + (b.log() - a.log()).abs().flatten(1).mean(1)
+        return total / len(self.resolutions)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevox.audio.gan_losses import DEFAULT_RESOLUTIONS, MultiResolutionSTFTLoss
-from facevox.audio.mel import MEL_FLOOR, LogMel, MelSpec, stft
+from facevox.audio.mel import MEL_FLOOR, LogMel, MelSpec
 from facevox.errors import FacevoxError
 
 AUDIO_PERCEPTUAL = "mrstft-logmel"
@@ -32,17 +32,9 @@ _LOG_FLOOR = float(np.log(MEL_FLOOR))
 
 
 def mrstft_per_clip(pred: torch.Tensor, target: torch.Tensor,
-                    resolutions: Sequence[tuple[int, int, int]] = DEFAULT_RESOLUTIONS,
-                    eps: float = 1e-7) -> torch.Tensor:
+                    resolutions: Sequence[tuple[int, int, int]] = DEFAULT_RESOLUTIONS) -> torch.Tensor:
     """(B,) multi-resolution STFT loss of waves (B, 1, T): MultiResolutionSTFTLoss per clip."""
-    p, t = pred.reshape(pred.shape[0], -1).float(), target.reshape(target.shape[0], -1).float()
-    total = torch.zeros(p.shape[0], device=p.device)
-    for n_fft, hop, win in resolutions:
-        a = stft(p, n_fft, hop, win).abs().clamp_min(eps)
-        b = stft(t, n_fft, hop, win).abs().clamp_min(eps)
-        sc = (b - a).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1).clamp_min(eps)
-        total = total + sc + (b.log() - a.log()).abs().flatten(1).mean(1)
-    return total / len(resolutions)
+    return MultiResolutionSTFTLoss(resolutions).per_example(pred, target)
 
 
 class AudioPerceptual(nn.Module):
@@ -186,7 +178,7 @@ def audio_metrics(targets: torch.Tensor, recon: torch.Tensor) -> dict[str, list[
     """Per clip: MR-STFT distance (MultiResolutionSTFTLoss of each clip), log-mel L1 and SNR (dB)."""
     x, y = targets.float().cpu(), recon.float().cpu()
     mr, lm = MultiResolutionSTFTLoss(), LogMel()
-    return {"mrstft": [float(mr(y[i : i + 1], x[i : i + 1])) for i in range(x.shape[0])],
+    return {"mrstft": mr.per_example(y, x).tolist(),
             "logmel_l1": (lm(y) - lm(x)).abs().flatten(1).mean(1).tolist(),
             "snr_db": snr_db(y, x).tolist()}
 

@@ -1,4 +1,4 @@
-"""Settings of the generated-speech detector (recipes ``voice/lcnn`` and ``voice/spectral``); the spec its
+"""Settings of the generated-speech detector (recipes ``voice/lcnn`` and ``voice/speech_spectral``); the spec its
 model folders carry is :class:`facevox.inference_spec.VoiceDetectorSpec`."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ TASK = VoiceDetectorSpec.task
 SAMPLE_RATE = 16000
 GENERATORS = ("griffinlim", "synth", "melgan")  # what facevox voice make-fakes writes
 KINDS = ("real", *GENERATORS)  # the generator column of an index: real clips say "real"
-RECIPES = {"lcnn": "voice/lcnn", "spectral": "voice/spectral"}
+RECIPES = {"lcnn": "voice/lcnn", "spectral": "voice/speech_spectral"}
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 from facevox.audio.mel import MelSpec
-from facevox.config import PROB, TrainConfig, ranged
+from facevox.config import TrainConfig, ranged
 from facevox.errors import FacevoxError
 
 
@@ -40,8 +40,8 @@ class VocoderMel:
 @dataclasses.dataclass
 class VocoderModel:
     channels: int = ranged(512, ge=8, le=4096)  # generator width after the input convolution
-    upsample_ratios: tuple[int, ...] = (8, 8, 2, 2)  # their product is the hop length
-    dilations: tuple[int, ...] = (1, 3, 9)
+    upsample_ratios: tuple[int, ...] = ranged((8, 8, 2, 2), ge=1, le=32)  # their product is the hop length
+    dilations: tuple[int, ...] = ranged((1, 3, 9), ge=1, le=243)
     disc_scales: int = ranged(3, ge=1, le=6)
     disc_channels: int = ranged(16, ge=1, le=256)
     disc_max_channels: int = ranged(1024, ge=1, le=4096)
@@ -56,7 +56,7 @@ class VocoderLoss:
     adversarial_start: int = ranged(0, ge=0)  # steps of generator-only training (needs stft or mel_l1 > 0)
     lr_g: float = ranged(1e-4, gt=0)
     lr_d: float = ranged(1e-4, gt=0)
-    betas: tuple[float, float] = ranged((0.5, 0.9), **PROB)
+    betas: tuple[float, float] = ranged((0.5, 0.9), ge=0, lt=1)
 
 
 @dataclasses.dataclass

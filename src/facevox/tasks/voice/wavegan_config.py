@@ -32,7 +32,7 @@ class WaveGANLoss:
     drift: float = ranged(0.001, ge=0)  # epsilon * D(real)^2 keeps the critic's scores near 0 (wgan-gp)
     lr_g: float = ranged(1e-4, gt=0)  # the paper: Adam 1e-4, betas (0.5, 0.9)
     lr_d: float = ranged(3e-4, gt=0)  # one simultaneous step for both nets, so the critic learns faster (TTUR)
-    betas: tuple[float, float] = (0.5, 0.9)
+    betas: tuple[float, float] = ranged((0.5, 0.9), ge=0, lt=1)
 
 
 @dataclasses.dataclass
@@ -44,4 +44,4 @@ class WaveGANConfig:
         default_factory=lambda: TrainConfig(epochs=1, batch_size=32, lr=1e-4, num_workers=1, log_every=10,
                                             ckpt_every=100))
     samples: int = ranged(8, ge=0)  # sample WAVs written next to the model (fixed z, seed 0)
-    licence: str = "CC BY 4.0"  # of the training audio (LibriSpeech: CC BY 4.0)
+    licence: str = "unknown"  # of the training audio, for the model card (LibriSpeech: CC BY 4.0)
