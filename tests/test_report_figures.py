@@ -187,7 +187,7 @@ def test_face_per_fold_and_identification_tables(tmp_path: Path) -> None:
 
 def test_classification_report_group_and_robustness_tables(tmp_path: Path) -> None:
     from facevox.audit import group_metrics
-    from facevox.tasks.fakeface.evaluate import _group_tables
+    from facevox.tasks.fakeface.evaluate import group_tables
 
     rng = np.random.default_rng(3)
     labels = (rng.random(300) < 0.4).astype(int)
@@ -198,7 +198,7 @@ def test_classification_report_group_and_robustness_tables(tmp_path: Path) -> No
                    [("clean", 0.91, 0.93, 0.87), ("jpeg", 0.8, math.nan, np.float32(0.75))])
     out = tmp_path / "cls"
     result = report.classification_report(probs, labels, out, "Detector", extra_metrics={"groups": audit},
-                                          tables=[*_group_tables(audit), robust, robust], notes=["threshold 0.5"])
+                                          tables=[*group_tables(audit), robust, robust], notes=["threshold 0.5"])
     saved = json.loads((out / "metrics.json").read_text())
     assert {"Robustness", "Robustness (2)"} <= set(saved["tables"]) and len(saved["tables"]) == 4
     assert saved["tables"]["Robustness"]["rows"][1] == ["jpeg", 0.8, None, 0.75]

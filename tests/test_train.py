@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -88,6 +89,24 @@ def test_stop_request_saves_and_resumes(tmp_path, make_net):
     assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["state"]["step"] == 6
     got = _weights(Trainer(make_net(), classify_loss, NoisyBlobs(), _cfg(max_steps=10), tmp_path).fit())
     assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_train_seconds_add_up_over_resumes(tmp_path, make_net):
+    def slow(model, batch):
+        time.sleep(0.02)
+        return classify_loss(model, batch)
+
+    first = Trainer(make_net(), slow, NoisyBlobs(), _cfg(max_steps=10), tmp_path)
+    first.step_hooks.append(lambda step: setattr(first, "_stop_requested", step == 5))
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    saved = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["seconds"]
+    assert 5 * 0.02 <= saved <= first.seconds
+    second = Trainer(make_net(), slow, NoisyBlobs(), _cfg(max_steps=10), tmp_path)
+    t0 = time.perf_counter()
+    second.fit()
+    wall = time.perf_counter() - t0
+    assert saved + 3 * 0.02 <= second.seconds <= saved + wall  # the first run's time, plus this one's fit
 
 
 def test_learns_and_calls_epoch_end(tmp_path, make_net):

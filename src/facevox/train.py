@@ -318,6 +318,8 @@ class Trainer:
         self.step_hooks = list(step_hooks)
         self.epoch_end = epoch_end
         self.state = TrainState()
+        self.seconds = 0.0  # time spent in fit(), summed over the runs that resumed this one
+        self._clock_from: float | None = None
         self._stop_requested = False
 
     # ---- building blocks
@@ -404,6 +406,7 @@ class Trainer:
         Everything in it is a tensor or plain data (numbers, strings, lists, dicts), so it loads
         with ``torch.load(weights_only=True)``: resuming never unpickles arbitrary objects.
         """
+        self._tick()
         if not (self.is_main and self.ckpt_path):
             return
         payload = {
@@ -412,6 +415,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "state": vars(self.state).copy(),
+            "seconds": self.seconds,
             "rng": rng_state(),
             "config": to_dict(self.cfg),
             "data": {"stream": self.stream, "num_workers": self.cfg.num_workers, "world": self.world},
@@ -442,6 +446,7 @@ class Trainer:
             self.optimizer.load_state_dict(payload["optimizer"])
             self.scheduler.load_state_dict(payload["scheduler"])
             self.state = TrainState(**payload["state"])
+            self.seconds = float(payload.get("seconds", 0.0))  # checkpoints from before it was kept: 0
             set_rng_state(payload["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
             text = " ".join(str(err).split())[:200]
@@ -471,10 +476,13 @@ class Trainer:
         )
         self.model.train()
         old_handler = _install_sigint(self)
+        self._clock_from = time.perf_counter()
         try:
             with progress, worker_errors():
                 self._run(log, progress)
         finally:
+            self._tick()
+            self._clock_from = None
             _restore_sigint(old_handler)
             self._close_loader()
             log.close()
@@ -484,6 +492,13 @@ class Trainer:
         if self.is_main and self.run_dir is not None:
             self._plot_curves()
         return self.model
+
+    def _tick(self) -> None:
+        """Add the time since the last tick of this fit() to :attr:`seconds`."""
+        if self._clock_from is not None:
+            now = time.perf_counter()
+            self.seconds += now - self._clock_from
+            self._clock_from = now
 
     def _sync_context(self, final_micro_batch: bool) -> contextlib.AbstractContextManager:
         if self.world > 1 and not final_micro_batch:

@@ -126,6 +126,28 @@ def list_audio_files(root: str | Path) -> list[Path]:
     return files
 
 
+def expand_audio_paths(paths: Iterable[str | Path], suffixes: tuple[str, ...] = (), what: str = "an audio file",
+                       nothing: str = "no audio files given") -> list[Path]:
+    """Files as given, folders expanded to the audio files under them (:func:`list_audio_files`).
+
+    A named file must exist and, when ``suffixes`` is given, end in one of them (else a one-line
+    error calling it not ``what``); no file at all is the error ``nothing``.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += list_audio_files(p)
+        elif not p.is_file():
+            raise FacevoxError("file not found", shown_name(p))
+        elif suffixes and p.suffix.lower() not in suffixes:
+            raise FacevoxError(f"not {what} (extensions: {', '.join(suffixes)})", shown_name(p))
+        else:
+            out.append(p)
+    if not out:
+        raise FacevoxError(nothing)
+    return out
+
+
 def load_many(
     paths: Iterable[str | Path],
     sample_rate: int = 16000,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -166,9 +165,8 @@ def _fit(cfg: FaceConfig, out: Path, model: nn.Module, dataset: Any, n_identitie
     trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
     print(f"face: training {cfg.model.backbone} with {cfg.loss.name} on {n_images} images of "
           f"{n_identities} identities")
-    t0 = time.perf_counter()
     trainer.fit(resume=resume)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = trainer.seconds  # summed over resumed runs
     model.to(memory_format=torch.contiguous_format)
     fitted = _threshold(model, *calib_faces, cfg) if calib_faces is not None else {}
     metrics = fitted.pop("metrics", {"held_out": "none (hold out identities with data.calib_identities=N to measure)"})

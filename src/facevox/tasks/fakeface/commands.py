@@ -48,16 +48,11 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
     from facevox.fileio import report_skipped
-    from facevox.tasks.fakeface.predict import predict, write_predictions
+    from facevox.tasks.fakeface.predict import predict, show_predictions
 
     rows, bad = predict(args.model, args.paths, batch_size=args.batch_size, precision=args.precision,
                         skip_bad=args.skip_bad, device=args.device, workers=args.workers)
-    if args.out:
-        write_predictions(args.out, rows)
-        print(f"{len(rows)} predictions -> {args.out}")
-    else:
-        for r in rows:
-            print(f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}")
+    show_predictions(args.out, rows)
     report_skipped(bad, "image")
 
 

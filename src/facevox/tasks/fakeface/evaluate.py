@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
     check_finite_scores(p, [f"P(fake) of {it.path}" for it in items], det.where)
     images = ScoringImages([it.path for it in items], det.load_size, det.mask)  # the report's few images, again
     with output_dir(out, "fakeface eval") as out:  # every output in a new folder, swapped in at the end
-        _write_scores(out / "scores.csv", items, p, det.threshold)
+        write_scores(out / "scores.csv", items, p, det.threshold)
 
         extra: dict[str, Any] = {}
         figures: list[tuple[str, Path]] = []
@@ -74,7 +75,7 @@ def evaluate_detector(model_dir: str | Path, data: str | Path, out: str | Path, 
         if columns:
             audit = group_metrics(p, y, {c: [it.groups.get(c, "") for it in items] for c in columns}, det.threshold)
             extra["groups"] = audit
-            tables += _group_tables(audit)
+            tables += group_tables(audit)
             bars = {f"{c}={g}": {"accuracy": r["accuracy"] or 0.0, "FPR": r["fpr"] or 0.0, "FNR": r["fnr"] or 0.0}
                     for c, a in audit.items() for g, r in a["groups"].items()}
             plot_bars(bars, out / "groups.png", "rate", ylim=(0, 1.05))
@@ -123,7 +124,9 @@ def _perturbed(det: Detector, items: list[LabelledImage], name: str, workers: in
     return p
 
 
-def _write_scores(path: Path, items: list[LabelledImage], p: np.ndarray, threshold: float) -> None:
+def write_scores(path: Path, items: Sequence[Any], p: np.ndarray, threshold: float) -> None:
+    """``scores.csv``: path, label, P(fake), decision, right or not and the group columns of each item
+    (anything with ``path``, ``label`` and ``groups``: images here, clips in ``voice eval``)."""
     columns = sorted({c for it in items for c in it.groups})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -135,7 +138,9 @@ def _write_scores(path: Path, items: list[LabelledImage], p: np.ndarray, thresho
     atomic_write_text(path, buf.getvalue())
 
 
-def _group_tables(audit: dict[str, Any]) -> list[Table]:
+def group_tables(audit: dict[str, Any], unit: str = "images") -> list[Table]:
+    """One report table per audited column (:func:`facevox.audit.group_metrics`'s output): counts of
+    ``unit``, accuracy, FPR and FNR per group, then the largest gaps."""
     tables = []
     for column, a in audit.items():
         rows = [(g, r["n"], r["accuracy"], r["fpr"], r["fnr"]) for g, r in a["groups"].items()]
@@ -143,7 +148,7 @@ def _group_tables(audit: dict[str, Any]) -> list[Table]:
                   g["gap"] if rate == "fpr" else "", g["gap"] if rate == "fnr" else "")
                  for rate, g in a["gaps"].items()]
         tables.append(Table(f"Per-group results by '{column}' (FPR: real called fake; FNR: fake missed)",
-                            (column, "images", "accuracy", "FPR", "FNR"), rows))
+                            (column, unit, "accuracy", "FPR", "FNR"), rows))
     return tables
 
 

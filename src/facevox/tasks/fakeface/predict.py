@@ -123,3 +123,13 @@ def explain_images(model_dir: str | Path, paths: Sequence[str | Path], out: str 
             plot_saliency_grid(images, maps, staged / "saliency.png",
                                [f"{f.name} P(fake) {pi:.2f}" for f, pi in zip(files, p, strict=True)])
     return [out / name for name in names]
+
+
+def show_predictions(out: str | Path | None, rows: list[dict[str, Any]]) -> None:
+    """``predict`` commands' output: ``out`` written (a line saying so), or one tab-separated line per row."""
+    if out:
+        write_predictions(out, rows)
+        print(f"{len(rows)} predictions -> {out}")
+    else:
+        for r in rows:
+            print(f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}")

@@ -150,14 +150,10 @@ def cut_clip(wave: np.ndarray, samples: int, where: str) -> np.ndarray:
 
 def load_clips(paths: Sequence[str | Path], samples: int, sample_rate: int = 16000) -> tuple[torch.Tensor, list[Path]]:
     """Audio files and folders (searched recursively) -> (N, 1, samples) in [-1, 1] and the files."""
-    from facevox.audio.io import list_audio_files, load_audio
+    from facevox.audio.io import expand_audio_paths, load_audio
     from facevox.textfile import shown_name
 
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files += list_audio_files(p) if p.is_dir() else [p]
-    if not files:
-        raise FacevoxError("no audio files given")
+    files = expand_audio_paths(paths)
     clips = [cut_clip(load_audio(f, sample_rate), samples, shown_name(f)) for f in files]
     return torch.from_numpy(np.stack(clips).astype(np.float32))[:, None], files
 
@@ -167,10 +163,10 @@ def load_clips(paths: Sequence[str | Path], samples: int, sample_rate: int = 160
 
 
 def snr_db(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B,) 10 log10(||target||^2 / ||target - pred||^2), capped at 100 dB."""
-    t, p = target.reshape(target.shape[0], -1).double(), pred.reshape(pred.shape[0], -1).double()
-    ratio = t.pow(2).sum(1) / (t - p).pow(2).sum(1).clamp_min(1e-20)
-    return (10 * torch.log10(ratio.clamp_min(1e-20))).clamp(max=100.0).float()
+    """(B,) SNR of ``pred`` against ``target`` in dB (:func:`facevox.attacks.perceptual.snr_db`), within +-100."""
+    from facevox.attacks.perceptual import snr_db as attack_snr
+
+    return attack_snr(target, pred).nan_to_num(nan=100.0).clamp(-100.0, 100.0).float()
 
 
 @torch.no_grad()

@@ -147,9 +147,8 @@ def train_encoder(cfg: InvertConfig, out: Path, *, resume: bool = True) -> dict[
           f"{features.description if features else 'none'}")
     trainer = Trainer(model, compute_loss, LatentSamples(cfg.encoder.samples_per_epoch, gen.nz), cfg.train,
                       out / "train")
-    t0 = time.perf_counter()
     trainer.fit(resume=resume)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = trainer.seconds  # summed over resumed runs
     model.to(memory_format=torch.contiguous_format).eval()
 
     metrics = held_out_metrics(model if audio else Encoder(net, size, gen.nz), gen)

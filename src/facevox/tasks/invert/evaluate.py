@@ -296,7 +296,7 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
                   f"{len(files)} images from {images}, resized to {gen.image_size[0]}x{gen.image_size[1]}")
     else:
         if n < 1:
-            raise FacevoxError(f"need at least one image, got n={n}", "--n")
+            raise FacevoxError(f"need at least one {'clip' if audio else 'image'}, got n={n}", "--n")
         z_true = sample_latents(n, gen.nz, seed)
         with torch.no_grad():
             device = next(gen.parameters()).device
@@ -304,7 +304,8 @@ def evaluate_inversion(cfg: InvertConfig, out: Path, *, methods: Sequence[str] =
         source = f"{n} {'clips' if audio else 'faces'} drawn by the generator from z ~ N(0, I), seed {seed}"
     results = []
     for m in methods:
-        print(f"invert eval: {method_label(m, cfg)} on {targets.shape[0]} images", file=sys.stderr, flush=True)
+        what = "clips" if audio else "images"
+        print(f"invert eval: {method_label(m, cfg)} on {targets.shape[0]} {what}", file=sys.stderr, flush=True)
         results.append(invert(m, gen, targets, cfg, features, encoder, amp))
     metrics = {m: inversion_metrics(targets, r, features, z_true) for m, r in zip(methods, results, strict=True)}
     for m in metrics.values():

@@ -8,7 +8,6 @@ when speakers were held out for it).
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -250,9 +249,8 @@ def _fit(cfg: SpeakerConfig, out: Path, model: nn.Module, head: nn.Module, datas
     trainer.step_hooks.extend(_step_hooks(head, cfg, trainer.batches_per_epoch, trainer.total_steps))
     print(f"speaker: training {cfg.model.kind} model ({cfg.model.backbone}, {cfg.loss.name}) on "
           f"{n_utts} utterances of {speakers} speakers ({seconds / 60:.1f} min of audio){defence.describe()}")
-    t0 = time.perf_counter()
     trainer.fit(resume=resume)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = trainer.seconds  # summed over resumed runs
 
     metrics: dict[str, Any] = {"held_out": "none (hold out speakers with data.calib_speakers=N to measure)"}
     if calib is not None and kind != "pair":

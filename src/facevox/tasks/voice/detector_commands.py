@@ -54,16 +54,11 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from facevox.tasks.fakeface.predict import write_predictions
+    from facevox.tasks.fakeface.predict import show_predictions
     from facevox.tasks.voice.detector_predict import predict_voice
 
     rows = predict_voice(args.model, args.files, device=args.device, precision=args.precision, workers=args.workers)
-    if args.out:
-        write_predictions(args.out, rows)
-        print(f"{len(rows)} predictions -> {args.out}")
-    else:
-        for r in rows:
-            print(f"{r['path']}\t{r['label']}\t{r['confidence']:.4f}")
+    show_predictions(args.out, rows)
 
 
 def _explain(args: argparse.Namespace) -> None:

@@ -24,7 +24,7 @@ from facevox.outdir import output_dir, prepare_output
 from facevox.report import Table, classification_report, plot_bars
 from facevox.scores import check_finite_scores
 from facevox.tasks.fakeface.data import CLASSES
-from facevox.tasks.fakeface.evaluate import _group_tables, _write_scores
+from facevox.tasks.fakeface.evaluate import group_tables, write_scores
 from facevox.tasks.voice.detector_config import SAMPLE_RATE
 from facevox.tasks.voice.detector_data import Clip, check_generators, keep_generators, load_detector, read_index
 
@@ -122,13 +122,13 @@ def evaluate_voice(model_dir: str | Path, data: str | Path, out: str | Path, *, 
         if groups:
             audit = group_metrics(p, y, groups, det.threshold)
             extra["groups"] = audit
-            tables += _group_tables(audit)
+            tables += group_tables(audit, unit="clips")
             if "sex" in audit:
                 bars = {f"sex={g}": {"accuracy": r["accuracy"] or 0.0, "FPR": r["fpr"] or 0.0, "FNR": r["fnr"] or 0.0}
                         for g, r in audit["sex"]["groups"].items()}
                 plot_bars(bars, staged / "groups.png", "rate", ylim=(0, 1.05))
                 figures.append(("Accuracy and error rates per sex", staged / "groups.png"))
-        _write_scores(staged / "scores.csv", clips, p, det.threshold)
+        write_scores(staged / "scores.csv", clips, p, det.threshold)
         wrong = np.flatnonzero((p >= det.threshold) != y.astype(bool))
         order = wrong[np.argsort(-np.abs(p[wrong] - 0.5))]
         lines = ["path,label,generator,speaker,p_fake"] + [

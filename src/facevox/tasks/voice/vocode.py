@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from facevox.audio.griffin_lim import mel_griffin_lim
-from facevox.audio.io import AUDIO_EXTENSIONS, audio_info, list_audio_files, load_audio, save_wav
+from facevox.audio.io import AUDIO_EXTENSIONS, audio_info, expand_audio_paths, load_audio, save_wav
 from facevox.audio.mel import LogMel, MelSpec
 from facevox.errors import FacevoxError
 from facevox.fileio import atomic_write_json, atomic_write_text
@@ -117,23 +117,6 @@ def load_vocoder(source: str | Path, device: str = "auto", precision: str = "fp3
 # facevox voice vocode
 
 
-def _inputs(paths: Sequence[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += list_audio_files(p)
-        elif p.suffix.lower() == ".npy" or p.suffix.lower() in AUDIO_EXTENSIONS:
-            if not p.is_file():
-                raise FacevoxError("file not found", shown_name(p))
-            files.append(p)
-        else:
-            raise FacevoxError(f"not an audio file or a .npy of log-mel frames (extensions: .npy, "
-                               f"{', '.join(AUDIO_EXTENSIONS)})", shown_name(p))
-    if not files:
-        raise FacevoxError("no audio or .npy files given")
-    return files
-
-
 def _check_input(path: Path, spec: MelSpec, min_seconds: float) -> None:
     """A header-only look at one input, before anything is vocoded (a bad file is found before any output)."""
     if path.suffix.lower() == ".npy":
@@ -170,7 +153,8 @@ def vocode_files(model: str, paths: Sequence[str | Path], out: str | Path, *, sc
 
     from facevox.audio.quality import quality
 
-    files = _inputs(paths)[: max_files or None]
+    files = expand_audio_paths(paths, (".npy", *AUDIO_EXTENSIONS), "an audio file or a .npy of log-mel frames",
+                               "no audio or .npy files given")[: max_files or None]
     vocoder = load_vocoder(model, device, precision)
     for path in files:
         _check_input(path, vocoder.spec, min_seconds)

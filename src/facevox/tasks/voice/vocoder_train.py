@@ -15,7 +15,6 @@ The model folder (OUT/model) holds the generator only, with the mel settings in 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +142,8 @@ def train_vocoder(cfg: VocoderConfig, out: Path, *, resume: bool = True, licence
     print(f"voice: training MelGAN ({n_g:.2f} M generator parameters) on {len(waves)} files "
           f"({seconds / 60:.1f} min of audio), {trainer.total_steps} steps of {cfg.train.batch_size} x "
           f"{cfg.data.segment_samples} samples")
-    t0 = time.perf_counter()
     trainer.fit(resume=resume)
-    train_seconds = time.perf_counter() - t0
+    train_seconds = trainer.seconds  # summed over resumed runs
     spec = VocoderSpec(mel=cfg.mel.spec().to_dict())
     extra = {**spec.to_extra(), "train_seconds": train_seconds, "train_steps": trainer.state.step,
              "train_files": len(waves), "train_minutes": seconds / 60,

@@ -16,7 +16,6 @@ OUT/model is the generator's model folder (task ``audio-gan``, read by ``facevox
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +141,8 @@ def train_gan(cfg: WaveGANConfig, corpus: str | Path, out: Path, *, resume: bool
           f"parameters), {cfg.loss.kind}, on {len(files)} files under {corpus}")
     trainer = Trainer(pair, lambda model, batch: gan_loss(model, batch, cfg), data, cfg.train, out / "train",
                       params=groups)
-    t0 = time.perf_counter()
     trainer.fit(resume=resume)
-    seconds = time.perf_counter() - t0
+    seconds = trainer.seconds  # summed over resumed runs
     gen = pair.generator.cpu().eval()
     samples = draw_samples(gen, cfg.samples)
     stats = {"steps": trainer.state.step, "train_seconds": seconds, "files": len(files),
